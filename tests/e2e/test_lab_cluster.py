@@ -1,0 +1,162 @@
+"""The foundation end to end: real lab nodes, real SSH, real Ansible, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import host_leftovers, vca
+
+from vcloud_ansible.lab.registry import Registry
+
+pytestmark = pytest.mark.lab
+
+
+def _status(cluster: str) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = json.loads(vca("-c", cluster, "status", "--json").stdout)
+    return rows
+
+
+def test_provision_grow_exec_connect_ansible_teardown(cluster_name: str, lab_env: Path, tmp_path: Path) -> None:
+    c = cluster_name
+    vca("-c", c, "provision", "3")
+    rows = _status(c)
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert all(r["state"] == "up" for r in rows)
+    assert len({r["address"] for r in rows}) == 3
+
+    # Each node is its own host running systemd, with its own name, address and machine-id.
+    out = vca("-c", c, "exec", "--all", "--",
+              "echo $(hostname) $(systemctl is-system-running --wait) $(cat /etc/machine-id)").stdout
+    lines = sorted(line.split(": ", 1)[1] for line in out.splitlines())
+    assert [line.split()[0] for line in lines] == [f"{c}-0", f"{c}-1", f"{c}-2"]
+    assert all(line.split()[1] == "running" for line in lines), lines
+    assert len({line.split()[2] for line in lines}) == 3
+
+    # Growing continues the indexes.
+    res = vca("-c", c, "provision", "2")
+    assert "added nodes 3-4 (5 nodes in all)" in res.stderr
+    assert [r["index"] for r in _status(c)] == [0, 1, 2, 3, 4]
+
+    # exec reports one exit code per node; a failure on one node fails the command and names it.
+    res = vca("-c", c, "exec", "--all", "--", "hostname")
+    assert sorted(res.stdout.splitlines()) == sorted(f"{c}-{i}: {c}-{i}" for i in range(5))
+    assert "5 nodes: 5 ok" in res.stderr
+    res = vca("-c", c, "exec", "--", f"test $(hostname) != {c}-3", check=False)
+    assert res.returncode != 0
+    assert f"{c}-3 (exit 1)" in res.stderr and "4 ok, 1 failed" in res.stderr
+    res = vca("-c", c, "exec", "--node", "1,4", "--", "hostname")
+    assert sorted(res.stdout.splitlines()) == [f"{c}-1: {c}-1", f"{c}-4: {c}-4"]
+
+    # connect N -- CMD runs on node N.
+    assert vca("-c", c, "connect", "2", "--", "hostname").stdout.strip() == f"{c}-2"
+
+    # Plain ssh with the generated config, from a file and from a pipe (ssh closes inherited fds,
+    # so `ssh -F <(vca ssh-config)` cannot work; -F /dev/stdin can).
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(vca("-c", c, "ssh-config").stdout)
+    ok = subprocess.run(["ssh", "-F", str(cfg), f"{c}-1", "hostname"], capture_output=True, text=True)
+    assert ok.stdout.strip() == f"{c}-1", ok.stderr
+    piped = subprocess.run(["ssh", "-F", "/dev/stdin", f"{c}-1", "true"], input=cfg.read_text(),
+                           capture_output=True, text=True)
+    assert piped.returncode == 0, piped.stderr
+
+    # Raw ansible-playbook with the cluster's inventory (host keys checked against known_hosts).
+    inv = vca("-c", c, "inventory").stdout.strip()
+    repo = Path(__file__).resolve().parents[2]
+    raw = subprocess.run(
+        ["ansible-playbook", "-i", inv, "playbooks/ping.yml"], cwd=repo, capture_output=True, text=True,
+        env=_venv_env(),
+    )
+    assert raw.returncode == 0, raw.stdout + raw.stderr
+    assert "ok=1" in raw.stdout and raw.stdout.count("unreachable=0") == 5
+    groups = subprocess.run(["ansible-inventory", "-i", inv, "--list"], capture_output=True, text=True,
+                            env=_venv_env(), cwd=repo)
+    inventory = json.loads(groups.stdout)
+    assert inventory["head"]["hosts"] == [f"{c}-0"]
+    assert sorted(inventory["workers"]["hosts"]) == [f"{c}-{i}" for i in range(1, 5)]
+    assert inventory["_meta"]["hostvars"][f"{c}-3"]["vca_node_index"] == 3
+
+    # vca run: the same playbook through ansible-runner.
+    res = vca("-c", c, "run", "ping")
+    assert res.returncode == 0
+
+    # Teardown leaves nothing of the cluster on the host.
+    veths = [n.veth for n in Registry(lab_env).nodes(c)]
+    assert len(veths) == 5
+    vca("-c", c, "teardown", "--yes")
+    assert host_leftovers(c) == []
+    assert not any(Path("/sys/class/net", v).exists() for v in veths)
+    assert not Path("/sys/class/net/vcatest0").exists()  # no cluster left: the bridge is gone too
+    assert Registry(lab_env).nodes(c) == []
+    res = vca("-c", c, "teardown", "--yes")  # idempotent
+    assert "nothing to tear down" in res.stderr
+    assert vca("-c", c, "status", check=False).returncode != 0
+
+
+def test_two_clusters_do_not_interfere(cluster_name: str, lab_env: Path, vca_home: Path) -> None:
+    a, b = cluster_name, cluster_name + "b"
+    try:
+        vca("-c", a, "provision", "2")
+        vca("-c", b, "provision", "2")
+        ips_a = {r["address"] for r in _status(a)}
+        ips_b = {r["address"] for r in _status(b)}
+        assert not ips_a & ips_b
+        assert sorted(vca("-c", b, "exec", "--", "hostname").stdout.split()) == sorted(
+            [f"{b}-0:", f"{b}-0", f"{b}-1:", f"{b}-1"])
+        clusters = vca("clusters").stdout
+        assert a in clusters and b in clusters
+        vca("-c", a, "teardown", "--yes")
+        assert host_leftovers(a) == []
+        assert all(r["state"] == "up" for r in _status(b))  # b is untouched
+        assert Path("/sys/class/net/vcatest0").exists()  # b still uses the bridge
+    finally:
+        from vcloud_ansible.lab.manager import Lab
+
+        Lab().destroy(b, str(vca_home))
+    assert host_leftovers(b) == []
+
+
+def test_reboot_restarts_and_dead_node_shows_down(cluster_name: str, lab_env: Path) -> None:
+    c = cluster_name
+    vca("-c", c, "provision", "2")
+    before = vca("-c", c, "exec", "--node", "1", "--", "cat /proc/sys/kernel/random/boot_id; "
+                 "ps -o lstart= -p 1").stdout
+    vca("-c", c, "exec", "--node", "1", "--", "systemctl reboot", check=False)
+    deadline = 60
+    import time
+
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        res = vca("-c", c, "exec", "--node", "1", "--timeout", "5", "--",
+                  "cat /proc/sys/kernel/random/boot_id; ps -o lstart= -p 1", check=False)
+        if res.returncode == 0 and res.stdout != before:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("node 1 did not come back after a guest reboot")
+    assert [r["state"] for r in _status(c)] == ["up", "up"]
+
+    # Kill node 1 from outside (as a crash would): status shows it down, exec names it.
+    node = next(n for n in Registry(lab_env).nodes(c) if n.index == 1)
+    from vcloud_ansible.lab import node as labnode
+
+    labnode.stop([node], grace=0)
+    assert [r["state"] for r in _status(c)] == ["up", "down"]
+    res = vca("-c", c, "exec", "--", "true", check=False)
+    assert res.returncode != 0 and f"{c}-1" in res.stderr
+    vca("-c", c, "teardown", "--yes")
+    assert host_leftovers(c) == []
+
+
+def _venv_env() -> dict[str, str]:
+    import os
+    import sys
+
+    from vcloud_ansible import paths
+
+    bindir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}",
+            "ANSIBLE_COLLECTIONS_PATH": paths.collections_path()}

@@ -1,0 +1,48 @@
+"""Helpers for tests: run the real CLI, look at what the lab left on the host."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def vca(*args: str, check: bool = True, input: str | None = None,
+        env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real `vca` command line in a subprocess."""
+    res = subprocess.run(
+        [sys.executable, "-m", "vcloud_ansible.cli.main", *args], capture_output=True, text=True,
+        input=input, env={**os.environ, **(env or {})}, timeout=timeout, check=False,
+    )
+    if check and res.returncode != 0:
+        raise AssertionError(f"vca {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def host_leftovers(cluster: str) -> list[str]:
+    """Everything of ``cluster`` still on the host: namespaces, mounts, loop devices, processes."""
+    left: list[str] = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    left += [f"netns {line.split()[0]}" for line in netns.splitlines() if f"vca-{cluster}-" in line]
+    mounts = Path("/proc/mounts").read_text()
+    left += [f"mount {line.split()[1]}" for line in mounts.splitlines() if f"/nodes/{cluster}-" in line]
+    loops = subprocess.run(["losetup", "-J", "-l"], capture_output=True, text=True).stdout
+    for dev in (json.loads(loops).get("loopdevices", []) if loops.strip() else []):
+        if f"/nodes/{cluster}-" in str(dev.get("back-file")):
+            left.append(f"loop {dev['name']}")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if f"--machine={cluster}-" in cmdline or f"/nodes/{cluster}-" in cmdline:
+            left.append(f"process {pid} {cmdline[:80]}")
+    return left
+
+
+def veth_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()

@@ -1,0 +1,40 @@
+"""What every command receives: the chosen cluster and the consoles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import click
+from rich.console import Console
+
+from ..cluster import Cluster
+
+
+@dataclass
+class App:
+    cluster_name: str | None
+    verbose: int = 0
+    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+
+    def cluster(self) -> Cluster:
+        return Cluster(self.cluster_name)
+
+    def say(self, msg: str) -> None:
+        self.err.print(f"[dim]vca:[/dim] {msg}")
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def parse_indexes(values: tuple[str, ...]) -> list[int]:
+    """--node 1 --node 3,4 --node 5-7 -> [1, 3, 4, 5, 6, 7]"""
+    out: list[int] = []
+    for v in values:
+        for part in v.split(","):
+            part = part.strip()
+            lo, sep, hi = part.partition("-")
+            if not lo.isdigit() or (sep and not hi.isdigit()):
+                raise click.UsageError(f"node index must be a number >= 0 or a range like 2-5, got '{part}'")
+            out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    return out

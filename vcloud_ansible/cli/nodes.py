@@ -1,0 +1,133 @@
+"""status, connect, exec, ssh-config, inventory: looking at and reaching the nodes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+from rich.table import Table
+
+from ..cluster import format_uptime
+from ..errors import RemoteFailed
+from ..sshexec import ExecResult, ssh_command
+from .context import App, parse_indexes, pass_app
+
+STATE_STYLE = {"up": "green", "running": "green", "unreachable": "yellow", "down": "red"}
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_app
+def status(app: App, as_json: bool) -> None:
+    """Show every node: index, name, address, state (probed over SSH) and uptime."""
+    cluster = app.cluster()
+    rows = cluster.status()
+    if as_json:
+        app.out.print_json(json.dumps([
+            {"index": s.node.index, "name": s.node.name, "address": s.node.address,
+             "private_ip": s.node.private_ip, "role": s.node.role, "state": s.state, "uptime": s.uptime}
+            for s in rows
+        ]))
+        return
+    table = Table("index", "name", "address", "role", "state", "uptime", box=None, pad_edge=False,
+                  title=f"cluster {cluster.name} ({cluster.spec.provider})", title_justify="left")
+    for s in rows:
+        style = STATE_STYLE.get(s.state, "")
+        table.add_row(str(s.node.index), s.node.name, s.node.address, s.node.role,
+                      f"[{style}]{s.state}[/{style}]" if style else s.state, format_uptime(s.uptime))
+    app.out.print(table)
+    down = [s.node.name for s in rows if s.state not in ("up", "running")]
+    if down:
+        app.say(f"{len(down)} of {len(rows)} nodes not up: {', '.join(down)}")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("node", required=False, default="0", metavar="[N]")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
+@pass_app
+def connect(app: App, node: str, command: tuple[str, ...]) -> None:
+    """Open an interactive SSH session on node N (default 0), or run one command there.
+
+    \b
+      vca connect 2
+      vca connect 2 -- nproc
+    """
+    [index] = parse_indexes((node,))
+    target = app.cluster().select([index])[0]
+    state = app.cluster().state
+    argv = ssh_command(state, target, batch=False)
+    if command:
+        argv += ["--", " ".join(command)]
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True})
+@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+              help="Node index, list or range (1,3 or 2-5); repeatable. Default: every node.")
+@click.option("--all", "all_nodes", is_flag=True, help="Every node (the default).")
+@click.option("--timeout", type=float, default=None, help="Seconds before a node's command is abandoned.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD...")
+@pass_app
+def exec_(app: App, nodes: tuple[str, ...], all_nodes: bool, timeout: float | None,
+          command: tuple[str, ...]) -> None:
+    """Run CMD on nodes in parallel; print each line as `<node>: line`, then a summary.
+
+    Exits non-zero, naming the nodes, when CMD failed anywhere.
+
+    \b
+      vca exec --all -- uptime
+      vca exec --node 0 --node 2-3 -- 'df -h /'
+    """
+    if all_nodes and nodes:
+        raise click.UsageError("give --all or --node, not both")
+    cluster = app.cluster()
+    results = cluster.exec(" ".join(command), parse_indexes(nodes) or None, timeout=timeout)
+    for r in results:
+        _print_result(app, r)
+    failed = [r for r in results if r.rc != 0]
+    summary = f"{len(results)} node{'s' if len(results) != 1 else ''}: {len(results) - len(failed)} ok"
+    if failed:
+        detail = ", ".join(f"{r.node.name} ({_why(r)})" for r in failed)
+        raise RemoteFailed(f"{summary}, {len(failed)} failed: {detail}", [r.node.name for r in failed])
+    app.say(summary)
+
+
+def _why(r: ExecResult) -> str:
+    if r.rc == 255:
+        return "unreachable: " + (r.stderr.strip().splitlines() or ["ssh failed"])[-1]
+    if r.rc == -1:
+        return "timed out"
+    return f"exit {r.rc}"
+
+
+def _print_result(app: App, r: ExecResult) -> None:
+    for line in r.stdout.splitlines():
+        click.echo(f"{r.node.name}: {line}")
+    for line in r.stderr.splitlines():
+        click.echo(f"{r.node.name}: {line}", err=True)
+
+
+@click.command("ssh-config")
+@pass_app
+def ssh_config(app: App) -> None:
+    """Print Host entries <cluster>-<index> for ssh, scp, rsync and editors.
+
+    \b
+      vca ssh-config > ~/.ssh/vca-demo.conf   # then: Include vca-demo.conf in ~/.ssh/config
+      ssh -F <(vca ssh-config) demo-1
+    """
+    click.echo(app.cluster().ssh_config(), nl=False)
+
+
+@click.command()
+@pass_app
+def inventory(app: App) -> None:
+    """Print the path of the cluster's Ansible inventory, for raw ansible-playbook.
+
+    \b
+      ansible-playbook -i "$(vca inventory)" playbooks/ping.yml
+    """
+    click.echo(str(app.cluster().inventory_path()))

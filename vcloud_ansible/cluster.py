@@ -1,0 +1,194 @@
+"""The Python API: one named cluster and what can be done with it.
+
+    from vcloud_ansible.cluster import Cluster
+    c = Cluster("demo")
+    c.provision(4)                        # nodes 0-3 (local lab by default)
+    for r in c.exec("hostname"): print(r.node.index, r.stdout)
+    c.run("inject", {"pkg": "examples/hello"})
+    c.teardown()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import access, sshexec
+from .errors import NodeNotFound, UsageError, VcaError
+from .providers import Node, Provider, get_provider
+from .providers.base import Say
+from .state import ClusterSpec, ClusterState, current_cluster_name
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .runner import RunResult
+
+DEFAULT_PROVIDER = "local"
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@dataclass
+class NodeStatus:
+    node: Node
+    state: str  # up | unreachable | down | <provider state>
+    uptime: float | None  # seconds since the node's init started, as the node reports it
+
+
+class Cluster:
+    def __init__(self, name: str | None = None, home: Path | None = None) -> None:
+        self.state = ClusterState(current_cluster_name(name), home)
+        self.name = self.state.name
+
+    # -- spec and provider ---------------------------------------------------------------------
+    @property
+    def spec(self) -> ClusterSpec:
+        return self.state.load()
+
+    @property
+    def provider(self) -> Provider:
+        return get_provider(self.spec.provider)
+
+    def exists(self) -> bool:
+        return self.state.exists()
+
+    # -- nodes ---------------------------------------------------------------------------------
+    def nodes(self) -> list[Node]:
+        """The nodes as the provider sees them now; refreshes inventory and ssh_config."""
+        nodes = self.provider.nodes(self.state)
+        access.write_access_files(self.state, nodes)
+        return nodes
+
+    def select(self, indexes: Sequence[int] | None = None) -> list[Node]:
+        nodes = self.nodes()
+        if not indexes:
+            return nodes
+        by_index = {n.index: n for n in nodes}
+        missing = [i for i in indexes if i not in by_index]
+        if missing:
+            have = index_ranges(sorted(by_index)) or "none"
+            raise NodeNotFound(
+                f"cluster '{self.name}' has no node {', '.join(map(str, missing))} (nodes: {have})",
+                "see `vca status`",
+            )
+        return [by_index[i] for i in dict.fromkeys(indexes)]
+
+    # -- verbs ---------------------------------------------------------------------------------
+    def provision(self, count: int, provider: str | None = None, say: Say = _quiet) -> list[Node]:
+        """Add ``count`` nodes with the next free indexes (creating the cluster on first use)."""
+        if count < 1:
+            raise UsageError(f"node count must be at least 1, got {count}")
+        existed = self.exists()
+        if existed:
+            spec = self.spec
+            if provider and provider != spec.provider:
+                raise UsageError(
+                    f"cluster '{self.name}' uses provider '{spec.provider}', not '{provider}'",
+                    "leave out --provider, or pick another cluster name with -c",
+                )
+            prov = get_provider(spec.provider)
+        else:
+            prov = get_provider(provider or DEFAULT_PROVIDER)
+        prov.check()
+        if not existed:
+            self.state.create(prov.name, {})
+        try:
+            new = prov.create(self.state, count, say)
+        except BaseException:
+            if not existed and not prov.nodes(self.state):
+                self.state.forget()
+            raise
+        current = {n.index: n for n in prov.nodes(self.state)}
+        for n in new:  # the host keys learnt at creation
+            if n.index in current:
+                current[n.index].host_key = n.host_key
+        access.write_access_files(self.state, sorted(current.values(), key=lambda n: n.index))
+        say(f"waiting for SSH on {len(new)} node{'s' if len(new) != 1 else ''}")
+        try:
+            sshexec.wait_ready(self.state, new)
+        except VcaError:
+            prov.destroy(self.state, [n.index for n in new], say)
+            self.nodes()
+            raise
+        return new
+
+    def teardown(self, say: Say = _quiet) -> list[Node]:
+        """Remove every node and forget the cluster. Idempotent."""
+        if not self.exists():
+            return []
+        gone = self.provider.destroy(self.state, None, say)
+        left = self.provider.nodes(self.state)
+        if left:
+            raise VcaError(
+                f"teardown left {len(left)} node(s) of '{self.name}': {', '.join(n.name for n in left)}",
+                "run `vca teardown` again; see `vca status`",
+            )
+        self.state.forget()
+        return gone
+
+    def status(self) -> list[NodeStatus]:
+        nodes = self.nodes()
+        live = [n for n in nodes if n.state == "running"]
+        probe = {r.node.index: r for r in sshexec.run_all(self.state, live, "ps -o etimes= -p 1", timeout=15)}
+        out = []
+        for n in nodes:
+            r = probe.get(n.index)
+            if r is None:
+                out.append(NodeStatus(n, n.state, None))
+            elif r.rc == 0 and r.stdout.strip().isdigit():
+                out.append(NodeStatus(n, "up", float(r.stdout.strip())))
+            else:
+                out.append(NodeStatus(n, "unreachable", None))
+        return out
+
+    def exec(self, command: str, indexes: Sequence[int] | None = None,
+             timeout: float | None = None) -> list[sshexec.ExecResult]:
+        return sshexec.run_all(self.state, self.select(indexes), command, timeout)
+
+    def run(self, playbook: str | Path, extravars: dict[str, Any] | None = None, *,
+            limit: str | None = None, verbose: int = 0, console: Console | None = None) -> RunResult:
+        from .runner import run_playbook
+
+        nodes = self.nodes()
+        if not nodes:
+            raise UsageError(f"cluster '{self.name}' has no nodes", "add some with `vca provision N`")
+        return run_playbook(
+            playbook, inventory=self.state.inventory_path, state_dir=self.state.dir,
+            extravars={"vca_cluster": self.name, **(extravars or {})}, limit=limit, verbose=verbose,
+            hosts_expected=[n.name for n in nodes], console=console,
+        )
+
+    def inventory_path(self) -> Path:
+        self.nodes()
+        return self.state.inventory_path
+
+    def ssh_config(self) -> str:
+        self.nodes()
+        return self.state.ssh_config_path.read_text()
+
+
+def index_ranges(indexes: list[int]) -> str:
+    """[0,1,2,5] -> '0-2, 5'"""
+    out: list[str] = []
+    for i in indexes:
+        if out and int(out[-1].split("-")[-1]) == i - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{i}"
+        else:
+            out.append(str(i))
+    return ", ".join(out)
+
+
+def format_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"

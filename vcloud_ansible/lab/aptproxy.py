@@ -1,0 +1,78 @@
+"""apt-cacher-ng bound on the bridge's host address, so that roles can install Debian packages on
+nodes that have no route off the machine. Its Debian backends come from the host's apt sources."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import LabError
+from .hostinfo import apt_sources
+
+
+def _pidfile(root: Path) -> Path:
+    return root / "apt-proxy" / "pid"
+
+
+def running_pid(root: Path) -> int | None:
+    try:
+        pid = int(_pidfile(root).read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def ensure(root: Path, address: str, port: int, timeout: float = 10.0) -> None:
+    if running_pid(root):
+        return
+    base = root / "apt-proxy"
+    conf = base / "conf"
+    if conf.exists():
+        shutil.rmtree(conf)
+    shutil.copytree("/etc/apt-cacher-ng", conf)
+    debian = [s.uri.rstrip("/") + "/" for s in apt_sources() if "security" not in s.uri]
+    (conf / "backends_debian").write_text("\n".join(dict.fromkeys(debian)) + "\n")
+    for sub in ("cache", "log"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    log = open(base / "log" / "daemon.out", "ab")
+    proc = subprocess.Popen(
+        ["apt-cacher-ng", "-c", str(conf), "ForeGround=1", f"BindAddress={address}", f"Port={port}",
+         f"CacheDir={base / 'cache'}", f"LogDir={base / 'log'}", f"SocketPath={base / 'socket'}",
+         "PidFile=", "ExThreshold=14"],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
+    )
+    log.close()
+    _pidfile(root).write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabError(f"the lab's apt proxy (apt-cacher-ng) exited with {proc.returncode}",
+                           f"see {base / 'log'}")
+        try:
+            with socket.create_connection((address, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise LabError(f"the lab's apt proxy did not listen on {address}:{port} within {timeout:.0f} s")
+
+
+def stop(root: Path) -> None:
+    pid = running_pid(root)
+    if pid is None:
+        return
+    os.kill(pid, 15)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+    _pidfile(root).unlink(missing_ok=True)

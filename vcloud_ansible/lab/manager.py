@@ -1,0 +1,122 @@
+"""The lab's public face: create, list and destroy the nodes of a cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import LabError
+from . import aptproxy, netns, node
+from .config import LabConfig
+from .hostinfo import require_root, require_tools
+from .image import ImageRecipe, ensure_image
+from .registry import LabNode, Registry, drop, nodes_in, put
+
+Say = Callable[[str], None]
+
+
+class Lab:
+    def __init__(self, config: LabConfig | None = None) -> None:
+        self.config = config or LabConfig.from_env()
+        self.registry = Registry(self.config.root)
+
+    def check_host(self) -> None:
+        require_root()
+        require_tools()
+
+    def nodes(self, cluster: str) -> list[LabNode]:
+        return self.registry.nodes(cluster)
+
+    def is_running(self, n: LabNode) -> bool:
+        return node.is_running(n)
+
+    def create(self, cluster: str, count: int, authorized_key: str, owner: str,
+               say: Say = lambda _m: None) -> list[tuple[LabNode, str]]:
+        """Boot ``count`` new nodes with the next free indexes; returns (node, SSH host key) pairs.
+
+        Either all of them come up or none is left behind.
+        """
+        self.check_host()
+        rootfs = ensure_image(self.config.image_dir, ImageRecipe.for_host(), say)
+        cfg = self.config
+        with self.registry.locked() as data:
+            self._check_owner(nodes_in(data, cluster), cluster, owner)
+            new = self._allocate(data, cluster, count, owner)
+            for n in new:
+                put(data, n)
+            netns.ensure_bridge(cfg.bridge, cfg.gateway, cfg.subnet.prefixlen)
+            aptproxy.ensure(cfg.root, cfg.gateway, cfg.apt_proxy_port)
+        say(f"booting {count} lab node{'s' if count != 1 else ''}")
+        results: list[tuple[LabNode, str]] = []
+        errors: list[BaseException] = []
+
+        def boot(n: LabNode) -> None:
+            key = node.create(n, rootfs, cfg.bridge, cfg.subnet.prefixlen, cfg.gateway,
+                              authorized_key, cfg.apt_proxy)
+            results.append((n, key))
+
+        with ThreadPoolExecutor(max_workers=min(8, count)) as pool:
+            for fut in [pool.submit(boot, n) for n in new]:
+                if (exc := fut.exception()) is not None:
+                    errors.append(exc)
+        if errors:
+            self._remove(new)
+            raise errors[0]
+        return sorted(results, key=lambda r: r[0].index)
+
+    def destroy(self, cluster: str, owner: str, indexes: list[int] | None = None) -> list[LabNode]:
+        """Stop and remove the cluster's nodes (all, or those indexes). Idempotent."""
+        require_root()
+        with self.registry.locked() as data:
+            mine = nodes_in(data, cluster)
+            self._check_owner(mine, cluster, owner)
+        victims = [n for n in mine if indexes is None or n.index in indexes]
+        self._remove(victims)
+        return victims
+
+    def _remove(self, victims: list[LabNode]) -> None:
+        if victims:
+            node.stop(victims)
+            with ThreadPoolExecutor(max_workers=min(8, len(victims))) as pool:
+                list(pool.map(node.cleanup, victims))
+        with self.registry.locked() as data:
+            for n in victims:
+                drop(data, n)
+            if not data["nodes"]:  # the last cluster is gone: so is the shared plumbing
+                aptproxy.stop(self.config.root)
+                netns.remove_bridge(self.config.bridge)
+
+    @staticmethod
+    def _check_owner(existing: list[LabNode], cluster: str, owner: str) -> None:
+        others = {n.owner for n in existing if n.owner != owner}
+        if others:
+            raise LabError(
+                f"lab cluster '{cluster}' belongs to another vca home ({others.pop()})",
+                "pick another cluster name, or use VCA_HOME of its owner",
+            )
+
+    def _allocate(self, data: dict[str, object], cluster: str, count: int, owner: str) -> list[LabNode]:
+        cfg = self.config
+        existing = nodes_in(data)  # type: ignore[arg-type]
+        used = {n.ip for n in existing} | {cfg.gateway}
+        free = (str(a) for a in cfg.subnet.hosts() if str(a) not in used)
+        mine = [n.index for n in existing if n.cluster == cluster]
+        start = max(mine, default=-1) + 1
+        out = []
+        for index in range(start, start + count):
+            address = next(free, None)
+            if address is None:
+                raise LabError(
+                    f"the lab network {cfg.subnet} has no free address for {count} more nodes",
+                    "tear down other lab clusters or set VCA_LAB_SUBNET to a larger network",
+                )
+            name = f"{cluster}-{index}"
+            tag = hashlib.sha1(f"{cluster}/{index}".encode()).hexdigest()[:10]
+            out.append(LabNode(
+                cluster=cluster, index=index, name=name, ip=address, netns=f"vca-{name}",
+                veth=f"vh{tag}", dir=str(cfg.root / "nodes" / name), owner=owner, created=time.time(),
+            ))
+        return out
+

@@ -1,0 +1,193 @@
+"""One lab node: an overlay root on the frozen image, personalised before boot (hostname, machine-id,
+its own SSH host key, the cluster's authorized key, resolver and apt proxy), booted by systemd-nspawn
+under the detached supervisor, and removed without leaving a process, mount or loop device behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from ..errors import LabError
+from . import netns
+from .registry import LabNode
+
+# Host devices a node may use (FUSE for s3fs, loop and btrfs control for scratch volumes).
+DEVICE_BINDS = ("/dev/fuse", "/dev/loop-control", "/dev/btrfs-control")
+
+
+def personalise(root: Path, node: LabNode, authorized_key: str, gateway: str, apt_proxy: str) -> str:
+    """Write the node's identity into its overlay root. Returns its SSH host public key line."""
+    etc = root / "etc"
+    (etc / "hostname").write_text(node.name + "\n")
+    (etc / "hosts").write_text(
+        f"127.0.0.1\tlocalhost\n127.0.1.1\t{node.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+    (etc / "machine-id").write_text(uuid.uuid4().hex + "\n")
+    resolv = etc / "resolv.conf"
+    if resolv.is_symlink() or resolv.exists():
+        resolv.unlink()
+    resolv.write_text(f"nameserver {gateway}\n")
+    (etc / "apt/apt.conf.d/01vca-proxy").write_text(f'Acquire::http::Proxy "{apt_proxy}";\n')
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    auth = ssh_dir / "authorized_keys"
+    auth.write_text(authorized_key.strip() + "\n")
+    auth.chmod(0o600)
+    key = etc / "ssh/ssh_host_ed25519_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{node.name}", "-f", str(key)],
+        check=True, capture_output=True,
+    )
+    pub = key.with_suffix(".pub").read_text().split()
+    return f"{pub[0]} {pub[1]}"
+
+
+def nspawn_command(node: LabNode, root: Path) -> list[str]:
+    cmd = [
+        "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
+        f"--network-namespace-path=/run/netns/{node.netns}",
+        f"--directory={root}", f"--machine={node.name}", f"--hostname={node.name}",
+        "--console=passive", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+        "--kill-signal=SIGRTMIN+4",  # poweroff, not halt: the guest exits instead of hanging
+    ]
+    cmd += [f"--bind={d}" for d in DEVICE_BINDS if os.path.exists(d)]
+    return cmd
+
+
+def create(node: LabNode, image_rootfs: Path, bridge: str, prefixlen: int, gateway: str,
+           authorized_key: str, apt_proxy: str) -> str:
+    """Build and boot the node; returns its SSH host public key. On failure nothing is left behind."""
+    d = Path(node.dir)
+    root = d / "root"
+    try:
+        for sub in ("upper", "work", "root"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        _run(["mount", "-t", "overlay", "overlay", "-o",
+              f"lowerdir={image_rootfs},upperdir={d / 'upper'},workdir={d / 'work'}", str(root)])
+        hostkey = personalise(root, node, authorized_key, gateway, apt_proxy)
+        netns.create(node.netns, node.veth, bridge, node.ip, prefixlen, gateway)
+        sup = subprocess.Popen(
+            [sys.executable, "-m", "vcloud_ansible.lab.supervisor", str(d), "--", *nspawn_command(node, root)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True, cwd="/",
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        (d / "supervisor.pid").write_text(str(sup.pid))
+        (d / "node.json").write_text(json.dumps({"name": node.name, "ip": node.ip, "hostkey": hostkey}))
+        return hostkey
+    except BaseException:
+        stop([node], grace=0)
+        cleanup(node)
+        raise
+
+
+def supervisor_pid(node: LabNode) -> int | None:
+    return _read_pid(Path(node.dir) / "supervisor.pid")
+
+
+def is_running(node: LabNode) -> bool:
+    pid = supervisor_pid(node)
+    return pid is not None and _alive(pid) and bool(netns.pids(node.netns))
+
+
+def booted_at(node: LabNode) -> float | None:
+    try:
+        return float((Path(node.dir) / "booted-at").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def stop(nodes: list[LabNode], grace: float = 3.0) -> None:
+    """Power the nodes off together: SIGTERM to each supervisor, one shared bounded wait, then SIGKILL
+    of everything still running in their namespaces (a few guests hang in halt)."""
+    for n in nodes:
+        pid = supervisor_pid(n)
+        if pid and _alive(pid):
+            _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    pending = list(nodes)
+    while pending and time.monotonic() < deadline:
+        pending = [n for n in pending if _node_pids(n)]
+        if pending:
+            time.sleep(0.05)
+    for n in pending:
+        for pid in _node_pids(n):
+            _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(_node_pids(n) for n in nodes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [n.name for n in nodes if _node_pids(n)]
+    if left:
+        raise LabError(f"processes of nodes {', '.join(left)} did not exit after SIGKILL")
+
+
+def cleanup(node: LabNode) -> None:
+    """Remove what the node held on the host once its processes are gone: loop devices backed by its
+    files, its overlay mount, its namespace and veth, its folder."""
+    d = Path(node.dir)
+    _detach_loops(d)
+    root = d / "root"
+    if os.path.ismount(root):
+        if subprocess.run(["umount", str(root)], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(root)], capture_output=True, check=False)
+    netns.delete(node.netns, node.veth)
+    if d.exists():
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _node_pids(node: LabNode) -> list[int]:
+    d = Path(node.dir)
+    own = [p for p in (_read_pid(d / "supervisor.pid"), _read_pid(d / "nspawn.pid")) if p and _alive(p)]
+    return own + netns.pids(node.netns)
+
+
+def _detach_loops(d: Path) -> None:
+    res = subprocess.run(["losetup", "-J", "-l"], capture_output=True, text=True, check=False)
+    if res.returncode != 0 or not res.stdout.strip():
+        return
+    prefix = str(d) + "/"
+    for dev in json.loads(res.stdout).get("loopdevices", []):
+        if str(dev.get("back-file") or "").startswith(prefix):
+            subprocess.run(["losetup", "-d", dev["name"]], capture_output=True, check=False)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _run(cmd: list[str]) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise LabError(f"`{' '.join(cmd)}` failed: {res.stderr.strip()}")

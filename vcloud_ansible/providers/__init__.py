@@ -1,0 +1,18 @@
+"""Providers by name. Each module implements the Provider protocol of providers.base."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from .base import Node, Provider
+
+PROVIDERS = ("local",)
+
+__all__ = ["PROVIDERS", "Node", "Provider", "get_provider"]
+
+
+def get_provider(name: str) -> Provider:
+    if name == "local":
+        from .local import LocalProvider
+
+        return LocalProvider()
+    raise UsageError(f"unknown provider '{name}'", f"choose one of: {', '.join(PROVIDERS)}")

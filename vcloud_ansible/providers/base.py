@@ -1,0 +1,48 @@
+"""What every provider offers: create nodes with the next free indexes, list them from its source of
+truth, destroy some or all, and describe them for Ansible."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..state import ClusterState
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Node:
+    index: int
+    name: str  # <cluster>-<index>: inventory host name, ssh-config alias, hostname on the node
+    address: str  # where SSH reaches it
+    private_ip: str  # the address other nodes use
+    port: int = 22
+    user: str = "root"
+    role: str = "worker"
+    state: str = "running"  # as the provider sees it: running, stopped, down, pending, terminated
+    public_address: str | None = None
+    instance_id: str | None = None
+    host_key: str | None = None  # "<type> <base64>", when the provider knows it before first contact
+    details: dict[str, Any] = field(default_factory=dict)  # provider-specific columns for status
+
+
+class Provider(Protocol):
+    name: str
+
+    def check(self) -> None:
+        """Raise EnvironmentProblem when this machine cannot use the provider."""
+
+    def create(self, state: ClusterState, count: int, say: Say) -> list[Node]:
+        """Create ``count`` nodes with the next free indexes; all of them or none."""
+
+    def nodes(self, state: ClusterState) -> list[Node]:
+        """The cluster's nodes, read from the provider's source of truth, sorted by index."""
+
+    def destroy(self, state: ClusterState, indexes: list[int] | None, say: Say) -> list[Node]:
+        """Remove the given nodes (all when None) and everything made for them; idempotent."""
+
+
+def role_for(index: int) -> str:
+    return "head" if index == 0 else "worker"

@@ -1,0 +1,39 @@
+"""Provider ``local``: nodes are systemd-nspawn machines of the local lab (vcloud_ansible.lab)."""
+
+from __future__ import annotations
+
+from ..lab.manager import Lab
+from ..lab.registry import LabNode
+from ..state import ClusterState
+from .base import Node, Say, role_for
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, lab: Lab | None = None) -> None:
+        self.lab = lab or Lab()
+
+    def check(self) -> None:
+        self.lab.check_host()
+
+    def create(self, state: ClusterState, count: int, say: Say) -> list[Node]:
+        made = self.lab.create(state.name, count, state.public_key(), str(state.home), say)
+        return [self._node(n, running=True, host_key=key) for n, key in made]
+
+    def nodes(self, state: ClusterState) -> list[Node]:
+        return [self._node(n, running=self.lab.is_running(n)) for n in self.lab.nodes(state.name)]
+
+    def destroy(self, state: ClusterState, indexes: list[int] | None, say: Say) -> list[Node]:
+        gone = self.lab.destroy(state.name, str(state.home), indexes)
+        if gone:
+            say(f"removed {len(gone)} lab node{'s' if len(gone) != 1 else ''}")
+        return [self._node(n, running=False) for n in gone]
+
+    @staticmethod
+    def _node(n: LabNode, running: bool, host_key: str | None = None) -> Node:
+        return Node(
+            index=n.index, name=n.name, address=n.ip, private_ip=n.ip, role=role_for(n.index),
+            state="running" if running else "down", host_key=host_key,
+            details={"created": n.created, "netns": n.netns},
+        )
