@@ -158,14 +158,16 @@ class Cluster:
         if not nodes:
             raise UsageError(f"cluster '{self.name}' has no nodes", "add some with `vca provision N`")
         return run_playbook(
-            playbook, inventory=self.state.inventory_path, state_dir=self.state.dir,
+            playbook, inventory=self.inventory_path(refresh=False), state_dir=self.state.dir,
             extravars={"vca_cluster": self.name, **(extravars or {})}, limit=limit, verbose=verbose,
             hosts_expected=[n.name for n in nodes], console=console,
         )
 
-    def inventory_path(self) -> Path:
-        self.nodes()
-        return self.state.inventory_path
+    def inventory_path(self, refresh: bool = True) -> Path:
+        """The inventory for Ansible: the provider's own source, else the generated inventory.yml."""
+        if refresh:
+            self.nodes()
+        return self.provider.inventory_source(self.state) or self.state.inventory_path
 
     def ssh_config(self) -> str:
         self.nodes()

@@ -40,7 +40,7 @@ def examples_dir() -> Path:
 @cache
 def collections_path() -> str:
     """The collections of the installed ``ansible`` bundle, pinned so a stray copy cannot win."""
-    import ansible_collections  # the bundle's namespace package
+    import ansible_collections  # type: ignore[import-untyped]  # the bundle's namespace package
 
     return str(Path(next(iter(ansible_collections.__path__))).parent)
 

@@ -19,7 +19,9 @@ def _status(cluster: str) -> list[dict[str, object]]:
     return rows
 
 
-def test_provision_grow_exec_connect_ansible_teardown(cluster_name: str, lab_env: Path, tmp_path: Path) -> None:
+def test_provision_grow_exec_connect_ansible_teardown(
+    cluster_name: str, lab_env: Path, tmp_path: Path
+) -> None:
     c = cluster_name
     vca("-c", c, "provision", "3")
     rows = _status(c)

@@ -39,7 +39,8 @@ def test_missing_tools_named_with_package(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(EnvironmentProblem) as exc:
         hostinfo.require_tools()
     assert exc.value.one_line() == (
-        "missing system tools: mmdebstrap: install them with: apt-get install mmdebstrap (or run `make host-deps`)"
+        "missing system tools: mmdebstrap: "
+        "install them with: apt-get install mmdebstrap (or run `make host-deps`)"
     )
 
 

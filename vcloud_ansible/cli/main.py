@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("vca: aborted", err=True)
         return 1
     except click.ClickException as exc:
-        where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx else ""
         click.echo(f"vca: error: {exc.format_message()}{where}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:

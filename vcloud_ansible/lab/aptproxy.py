@@ -39,14 +39,13 @@ def ensure(root: Path, address: str, port: int, timeout: float = 10.0) -> None:
     (conf / "backends_debian").write_text("\n".join(dict.fromkeys(debian)) + "\n")
     for sub in ("cache", "log"):
         (base / sub).mkdir(parents=True, exist_ok=True)
-    log = open(base / "log" / "daemon.out", "ab")
-    proc = subprocess.Popen(
-        ["apt-cacher-ng", "-c", str(conf), "ForeGround=1", f"BindAddress={address}", f"Port={port}",
-         f"CacheDir={base / 'cache'}", f"LogDir={base / 'log'}", f"SocketPath={base / 'socket'}",
-         "PidFile=", "ExThreshold=14"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
-    )
-    log.close()
+    with open(base / "log" / "daemon.out", "ab") as log:
+        proc = subprocess.Popen(
+            ["apt-cacher-ng", "-c", str(conf), "ForeGround=1", f"BindAddress={address}", f"Port={port}",
+             f"CacheDir={base / 'cache'}", f"LogDir={base / 'log'}", f"SocketPath={base / 'socket'}",
+             "PidFile=", "ExThreshold=14"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
+        )
     _pidfile(root).write_text(str(proc.pid))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -105,7 +105,6 @@ def _parse_deb822(text: str) -> list[AptSource]:
         if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes") == "no":
             continue
         for uri in fields.get("uris", "").split():
-            out.append(
-                AptSource(uri, tuple(fields.get("suites", "").split()), tuple(fields.get("components", "").split()))
-            )
+            suites = tuple(fields.get("suites", "").split())
+            out.append(AptSource(uri, suites, tuple(fields.get("components", "").split())))
     return out

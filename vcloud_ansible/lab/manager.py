@@ -6,6 +6,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from ..errors import LabError
 from . import aptproxy, netns, node
@@ -97,9 +98,9 @@ class Lab:
                 "pick another cluster name, or use VCA_HOME of its owner",
             )
 
-    def _allocate(self, data: dict[str, object], cluster: str, count: int, owner: str) -> list[LabNode]:
+    def _allocate(self, data: dict[str, Any], cluster: str, count: int, owner: str) -> list[LabNode]:
         cfg = self.config
-        existing = nodes_in(data)  # type: ignore[arg-type]
+        existing = nodes_in(data)
         used = {n.ip for n in existing} | {cfg.gateway}
         free = (str(a) for a in cfg.subnet.hosts() if str(a) not in used)
         mine = [n.index for n in existing if n.cluster == cluster]

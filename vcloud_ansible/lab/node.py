@@ -4,6 +4,7 @@ under the detached supervisor, and removed without leaving a process, mount or l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -74,7 +75,8 @@ def create(node: LabNode, image_rootfs: Path, bridge: str, prefixlen: int, gatew
         hostkey = personalise(root, node, authorized_key, gateway, apt_proxy)
         netns.create(node.netns, node.veth, bridge, node.ip, prefixlen, gateway)
         sup = subprocess.Popen(
-            [sys.executable, "-m", "vcloud_ansible.lab.supervisor", str(d), "--", *nspawn_command(node, root)],
+            [sys.executable, "-m", "vcloud_ansible.lab.supervisor", str(d), "--",
+             *nspawn_command(node, root)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True, cwd="/",
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
@@ -134,9 +136,9 @@ def cleanup(node: LabNode) -> None:
     d = Path(node.dir)
     _detach_loops(d)
     root = d / "root"
-    if os.path.ismount(root):
-        if subprocess.run(["umount", str(root)], capture_output=True, check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(root)], capture_output=True, check=False)
+    umount = ["umount", str(root)]
+    if os.path.ismount(root) and subprocess.run(umount, capture_output=True, check=False).returncode:
+        subprocess.run(["umount", "-l", str(root)], capture_output=True, check=False)
     netns.delete(node.netns, node.veth)
     if d.exists():
         shutil.rmtree(d, ignore_errors=True)
@@ -181,10 +183,8 @@ def _alive(pid: int) -> bool:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _run(cmd: list[str]) -> None:

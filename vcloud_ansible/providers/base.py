@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..state import ClusterState
@@ -42,6 +43,10 @@ class Provider(Protocol):
 
     def destroy(self, state: ClusterState, indexes: list[int] | None, say: Say) -> list[Node]:
         """Remove the given nodes (all when None) and everything made for them; idempotent."""
+
+    def inventory_source(self, state: ClusterState) -> Path | None:
+        """An inventory the provider maintains itself (e.g. an aws_ec2 plugin file), or None for the
+        static inventory.yml that vca generates from ``nodes()``."""
 
 
 def role_for(index: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..lab.manager import Lab
 from ..lab.registry import LabNode
 from ..state import ClusterState
@@ -29,6 +31,9 @@ class LocalProvider:
         if gone:
             say(f"removed {len(gone)} lab node{'s' if len(gone) != 1 else ''}")
         return [self._node(n, running=False) for n in gone]
+
+    def inventory_source(self, state: ClusterState) -> Path | None:
+        return None
 
     @staticmethod
     def _node(n: LabNode, running: bool, host_key: str | None = None) -> Node:
