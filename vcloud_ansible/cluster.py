@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import access, sshexec
 from .errors import NodeNotFound, UsageError, VcaError
+from .jobs import STATUS_COMMAND, JobState, reinject_current
 from .providers import Node, Provider, get_provider
 from .providers.base import Say
 from .state import ClusterSpec, ClusterState, current_cluster_name
@@ -38,6 +39,7 @@ class NodeStatus:
     node: Node
     state: str  # up | unreachable | down | <provider state>
     uptime: float | None  # seconds since the node's init started, as the node reports it
+    job: JobState | None = None  # release and job, as the node's agent reports them
 
 
 class Cluster:
@@ -115,6 +117,11 @@ class Cluster:
             prov.destroy(self.state, [n.index for n in new], say)
             self.nodes()
             raise
+        if existed:  # nodes added after an inject get the cluster's current release and start it
+            result = reinject_current(self)
+            if result is not None:
+                say("gave the new nodes the cluster's current release")
+                result.raise_for_failures("handing the current release to the new nodes")
         return new
 
     def teardown(self, say: Say = _quiet) -> list[Node]:
@@ -134,14 +141,16 @@ class Cluster:
     def status(self) -> list[NodeStatus]:
         nodes = self.nodes()
         live = [n for n in nodes if n.state == "running"]
-        probe = {r.node.index: r for r in sshexec.run_all(self.state, live, "ps -o etimes= -p 1", timeout=15)}
+        command = f"ps -o etimes= -p 1; {STATUS_COMMAND}"
+        probe = {r.node.index: r for r in sshexec.run_all(self.state, live, command, timeout=15)}
         out = []
         for n in nodes:
             r = probe.get(n.index)
+            first = r.stdout.split("\n", 1)[0].strip() if r else ""
             if r is None:
                 out.append(NodeStatus(n, n.state, None))
-            elif r.rc == 0 and r.stdout.strip().isdigit():
-                out.append(NodeStatus(n, "up", float(r.stdout.strip())))
+            elif r.rc == 0 and first.isdigit():
+                out.append(NodeStatus(n, "up", float(first), JobState.parse(r.stdout)))
             else:
                 out.append(NodeStatus(n, "unreachable", None))
         return out

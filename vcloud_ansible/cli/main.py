@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from ..errors import VcaError
 from .context import App
+from .jobs import attach, inject, logs, mkpkg, stop
 from .lifecycle import clusters, provision, teardown
 from .nodes import connect, exec_, inventory, ssh_config, status
 from .run import run
@@ -34,7 +35,8 @@ def cli(ctx: click.Context, cluster_name: str | None, verbose: int) -> None:
     ctx.obj = App(cluster_name=cluster_name, verbose=verbose)
 
 
-for command in (provision, teardown, clusters, status, connect, exec_, ssh_config, inventory, run):
+for command in (provision, teardown, clusters, status, connect, exec_, ssh_config, inventory, run,
+                inject, mkpkg, logs, attach, stop):
     cli.add_command(command)
 
 

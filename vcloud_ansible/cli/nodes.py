@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import click
 from rich.table import Table
 
 from ..cluster import format_uptime
 from ..errors import RemoteFailed
+from ..jobs import JobState, job_details
 from ..sshexec import ExecResult, ssh_command
 from .context import App, parse_indexes, pass_app
 
@@ -27,16 +29,25 @@ def status(app: App, as_json: bool) -> None:
     if as_json:
         app.out.print_json(json.dumps([
             {"index": s.node.index, "name": s.node.name, "address": s.node.address,
-             "private_ip": s.node.private_ip, "role": s.node.role, "state": s.state, "uptime": s.uptime}
+             "private_ip": s.node.private_ip, "role": s.node.role, "state": s.state, "uptime": s.uptime,
+             **(job_details(s.job) if s.job else {}), **s.node.details}
             for s in rows
         ]))
         return
-    table = Table("index", "name", "address", "role", "state", "uptime", box=None, pad_edge=False,
-                  title=f"cluster {cluster.name} ({cluster.spec.provider})", title_justify="left")
+    table = Table("index", "name", "address", "role", "state", "uptime", "release", "job", "since",
+                  box=None, pad_edge=False, title=f"cluster {cluster.name} ({cluster.spec.provider})",
+                  title_justify="left")
+    now = time.time()
     for s in rows:
         style = STATE_STYLE.get(s.state, "")
+        job = s.job or JobState()
+        release = job.release or "-"
+        if job.job_release and job.job_release != job.release:
+            release += f" (job: {job.job_release})"
+        since = format_uptime(now - job.since) + " ago" if job.since else "-"
         table.add_row(str(s.node.index), s.node.name, s.node.address, s.node.role,
-                      f"[{style}]{s.state}[/{style}]" if style else s.state, format_uptime(s.uptime))
+                      f"[{style}]{s.state}[/{style}]" if style else s.state, format_uptime(s.uptime),
+                      release, job.label if s.job else "-", since)
     app.out.print(table)
     down = [s.node.name for s in rows if s.state not in ("up", "running")]
     if down:

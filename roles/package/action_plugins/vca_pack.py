@@ -1,0 +1,39 @@
+"""Action vca_pack: validate and pack a package once, on the control machine (see library/vca_pack.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+
+class ActionModule(ActionBase):  # type: ignore[misc]
+    _requires_connection = False  # it never touches a node
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        from vcloud_ansible.errors import VcaError
+        from vcloud_ansible.package import prepare
+
+        args = self._task.args
+        src = args.get("src")
+        if not src:
+            raise AnsibleActionFail("vca_pack: src (the package folder or tarball) is required")
+        cache = args.get("cache_dir") or _default_cache((task_vars or {}).get("vca_cluster"))
+        try:
+            packed = prepare(Path(os.path.expanduser(str(src))).resolve(), Path(cache))
+        except VcaError as exc:
+            raise AnsibleActionFail(exc.one_line()) from None
+        result.update(
+            changed=False, path=str(packed.path), release_id=packed.release_id, launch=packed.launch,
+            size=packed.size, compression=packed.compression,
+        )
+        return result
+
+
+def _default_cache(cluster: str | None) -> str:
+    home = Path(os.environ.get("VCA_HOME") or Path.home() / ".vca")
+    return str(home / "clusters" / cluster / "releases" if cluster else home / "packages")

@@ -1,0 +1,151 @@
+"""Action vca_release: put a packed release on one node and start it (see library/vca_release.py).
+
+The hot path of `vca inject` runs no Python on the node: one shell round trip to look, one file
+transfer over the already open SSH connection (only when the node lacks the release), one shell
+round trip that installs the node agent, unpacks, writes the node contract and launches.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+AGENT = Path(__file__).resolve().parent.parent / "files" / "vca-node"
+EOF_MARK = "VCA_EOF_7f3a9c"
+
+
+class ActionModule(ActionBase):  # type: ignore[misc]
+    TRANSFERS_FILES = True
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        a = self._task.args
+        rid = str(a["release_id"])
+        if not rid.isalnum():
+            raise AnsibleActionFail(f"vca_release: bad release id {rid!r}")
+        nodes = _cluster_nodes(task_vars)
+        me = task_vars["inventory_hostname"]
+        env = _contract_env(nodes, me, rid, task_vars) | {str(k): str(v) for k, v in (a.get("env") or {}).items()}
+
+        probe = self._sh(f'mkdir -p "$HOME/vca/incoming" "$HOME/vca/bin" && echo "home=$HOME" && '
+                         f'if [ -d "$HOME/vca/releases/{rid}" ]; then echo have=1; fi')
+        facts = _kv(probe["stdout"])
+        home = facts.get("home") or ""
+        if probe["rc"] != 0 or not home:
+            raise AnsibleActionFail(f"cannot prepare ~/vca on the node: {probe['stderr'].strip()}")
+        tarball = f"{home}/vca/incoming/{rid}.tar"
+        sent = facts.get("have") != "1"
+        if sent:
+            self._connection.put_file(str(a["path"]), tarball)
+
+        out = self._sh("sh -s", in_data=_install_script(a, rid, tarball, nodes, env))
+        report = _kv(out["stdout"])
+        errors = [line[6:] for line in out["stdout"].splitlines() if line.startswith("error=")]
+        if out["rc"] != 0 or errors:
+            detail = "; ".join(errors) or out["stderr"].strip() or f"exit {out['rc']}"
+            result.update(failed=True, msg=f"installing release {rid} failed: {detail}")
+            return result
+        job = report.get("job", "")
+        result.update(
+            changed=sent or report.get("release") == "installed" or report.get("contract") == "changed"
+            or report.get("agent") == "updated" or job == "started",
+            release_id=rid, sent=sent, release=report.get("release"), contract=report.get("contract"),
+            job=job, job_release=report.get("job_release", rid if job == "started" else ""),
+            procs=report.get("procs"),
+        )
+        if job == "busy":
+            result["msg"] = (f"release {rid} installed; the job of release {report.get('job_release')} "
+                             "is still running (use restart to replace it)")
+        return result
+
+    def _sh(self, cmd: str, in_data: str | None = None) -> dict[str, Any]:
+        res: dict[str, Any] = self._low_level_execute_command(cmd, in_data=in_data, sudoable=False)
+        return res
+
+
+def _kv(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isidentifier():
+            out[key] = value
+    return out
+
+
+def _cluster_nodes(task_vars: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of the cluster (not only the play's hosts), in index order."""
+    hv = task_vars["hostvars"]
+    nodes = []
+    for host in task_vars["groups"]["all"]:
+        v = hv[host]
+        if "vca_node_index" not in v:
+            continue
+        nodes.append({
+            "index": int(v["vca_node_index"]),
+            "name": host,
+            "private_ip": str(v.get("vca_private_ip") or v.get("ansible_host") or host),
+            "public_address": str(v.get("vca_public_address") or v.get("ansible_host") or ""),
+            "role": str(v.get("vca_role") or ("head" if int(v["vca_node_index"]) == 0 else "worker")),
+        })
+    if not nodes:
+        raise AnsibleActionFail("no host in the inventory has vca_node_index: use a vca inventory "
+                                "(`vca inventory`) or set vca_node_index per host")
+    return sorted(nodes, key=lambda n: n["index"])
+
+
+def _contract_env(nodes: list[dict[str, Any]], me: str, rid: str, tv: dict[str, Any]) -> dict[str, str]:
+    mine = next((n for n in nodes if n["name"] == me), None)
+    if mine is None:
+        raise AnsibleActionFail(f"{me} has no vca_node_index in the inventory")
+    head = next((n for n in nodes if n["role"] == "head"), nodes[0])
+    env = {
+        "VCA_CLUSTER": str(tv.get("vca_cluster", "")),
+        "VCA_NODE_INDEX": str(mine["index"]),
+        "VCA_NUM_NODES": str(len(nodes)),
+        "VCA_NODE_IPS": "\n".join(n["private_ip"] for n in nodes),
+        "VCA_HEAD_IP": head["private_ip"],
+        "VCA_ROLE": mine["role"],
+        "VCA_PRIVATE_IP": mine["private_ip"],
+        "VCA_RELEASE": rid,
+    }
+    for var, key in (("VCA_SCRATCH", "vca_scratch"), ("VCA_DATA_BUCKET", "vca_data_bucket")):
+        if tv.get(key):
+            env[var] = str(tv[key])
+    return env
+
+
+def _install_script(a: dict[str, Any], rid: str, tarball: str, nodes: list[dict[str, Any]],
+                    env: dict[str, str]) -> str:
+    hosts = "".join(f"{n['private_ip']}\t{n['name']}\n" for n in nodes)
+    envfile = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+    q = shlex.quote
+    launch = " ".join(q(str(x)) for x in (
+        rid, a.get("procs", 1), int(a.get("mem_kb") or 0), int(bool(a.get("tmux"))),
+        int(bool(a.get("restart"))), int(a.get("grace", 10)),
+    ))
+    return f"""set -e
+V="$HOME/vca"; T=$(mktemp -d "$V/incoming/.c.XXXXXX")
+cat > "$T/agent" <<'{EOF_MARK}'
+{AGENT.read_text()}{EOF_MARK}
+if ! cmp -s "$T/agent" "$V/bin/vca-node"; then
+  chmod 755 "$T/agent"; mv "$T/agent" "$V/bin/vca-node"; echo agent=updated
+fi
+cat > "$T/cluster.json" <<'{EOF_MARK}'
+{json.dumps(nodes, indent=1)}
+{EOF_MARK}
+cat > "$T/hosts" <<'{EOF_MARK}'
+{hosts}{EOF_MARK}
+cat > "$T/env" <<'{EOF_MARK}'
+{envfile}{EOF_MARK}
+"$V/bin/vca-node" install {q(rid)} {q(str(a.get("compression", "gz")))} {q(tarball)}
+"$V/bin/vca-node" switch {q(rid)}
+"$V/bin/vca-node" contract "$T"
+"$V/bin/vca-node" launch {launch} "$T/env"
+rm -rf "$T"
+"""

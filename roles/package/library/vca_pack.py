@@ -1,0 +1,27 @@
+#!/usr/bin/python
+"""Documentation of the vca_pack action (the work is done by action_plugins/vca_pack.py)."""
+
+DOCUMENTATION = r"""
+module: vca_pack
+short_description: Validate a vca package and pack it once on the control machine
+description:
+  - Checks that the package (a folder or a .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz tarball) has an
+    executable vcloud-launch or vca-launch at its root and nothing that could escape on unpacking.
+  - A folder is packed into a reproducible tarball; its content hash is the release id.
+  - Runs on the control machine only; it never connects to a node.
+options:
+  src:
+    description: The package folder or tarball.
+    type: path
+    required: true
+  cache_dir:
+    description: Where packed releases are kept. Default the cluster's releases folder in VCA_HOME.
+    type: path
+author: vca developers
+"""
+
+RETURN = r"""
+release_id: {description: Content hash of the tarball (12 hex characters)., type: str, returned: always}
+path: {description: The tarball to send., type: str, returned: always}
+compression: {description: "gz, bz2, xz or empty.", type: str, returned: always}
+"""

@@ -1,0 +1,121 @@
+"""inject, mkpkg, logs, attach, stop: code on the nodes and the jobs it runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ..jobs import JobOptions, logs_command, parse_mem, parse_procs, stop_command, tmux_attach_command
+from ..jobs import inject as do_inject
+from ..sshexec import ssh_command
+from .context import App, parse_indexes, pass_app
+from .run import parse_extravars
+
+
+@click.command()
+@click.argument("package", type=click.Path(path_type=Path))
+@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+              help="Only these nodes (index, list or range; repeatable). Default: every node.")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE",
+              help="Environment variable for the job; repeatable.")
+@click.option("--restart", is_flag=True, help="Stop a running job first (SIGTERM, SIGKILL after --grace).")
+@click.option("--procs", default="1", show_default=True, metavar="N|auto",
+              help="Processes per node; each gets VCA_PROC_INDEX. auto: one per core.")
+@click.option("--mem", default=None, metavar="SIZE", help="Address-space limit per process, e.g. 512M, 2G.")
+@click.option("--tmux", is_flag=True,
+              help="Run each process in tmux so that `vca attach --tmux` can join it.")
+@click.option("--grace", default=10, show_default=True, type=click.IntRange(0, 3600),
+              help="Seconds between SIGTERM and SIGKILL when stopping a job.")
+@pass_app
+def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...], restart: bool,
+           procs: str, mem: str | None, tmux: bool, grace: int) -> None:
+    """Put PACKAGE on the nodes and run its launch script there, detached.
+
+    PACKAGE is a folder or a tarball (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz) with an executable
+    `vcloud-launch` (or `vca-launch`) at its root. Each node unpacks it into
+    ~/vca/releases/<id> (the id is its content hash) and starts it with the VCA_* environment;
+    nodes that already hold the release receive nothing. A job still running keeps running,
+    untouched, unless --restart.
+
+    \b
+      vca inject examples/hello
+      vca inject my_code/ -e ROUNDS=10 --procs auto --restart
+    """
+    options = JobOptions(
+        env={k: str(v) for k, v in parse_extravars(env).items()}, procs=parse_procs(procs),
+        mem_kb=parse_mem(mem), tmux=tmux, restart=restart, grace=grace,
+    )
+    cluster = app.cluster()
+    result = do_inject(cluster, package, options, parse_indexes(nodes) or None, verbose=app.verbose,
+                       console=app.err)
+    result.raise_for_failures("inject")
+    busy = [h for h, o in sorted(result.hosts.items()) if o.message and "still running" in o.message]
+    if busy:
+        app.say(f"job of an earlier release still running on {', '.join(busy)}: "
+                "the new release is installed but not started (use --restart)")
+    app.say("see `vca status` and `vca logs N`")
+
+
+@click.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Tarball to write (default ./<folder>-<id>.tar.gz).")
+def mkpkg(folder: Path, output: Path | None) -> None:
+    """Make a reproducible package tarball of FOLDER (VCS folders and .vcaignore entries left out)."""
+    from ..package import mkpkg as make
+
+    packed = make(folder, output)
+    click.echo(f"{packed.path}  release {packed.release_id}  {packed.size} bytes")
+
+
+@click.command()
+@click.argument("node", required=False, default="0", metavar="[N]")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows (Ctrl-C to stop).")
+@click.option("--tail", default=100, show_default=True, type=click.IntRange(0), help="Lines to show.")
+@click.option("--proc", default=0, show_default=True, type=click.IntRange(0), help="Process index.")
+@pass_app
+def logs(app: App, node: str, follow: bool, tail: int, proc: int) -> None:
+    """Show the job log of node N (default 0)."""
+    _ssh_exec(app, node, logs_command(proc, tail, follow))
+
+
+@click.command()
+@click.argument("node", required=False, default="0", metavar="[N]")
+@click.option("--tmux", "use_tmux", is_flag=True,
+              help="Join the job's tmux session (the job must have been injected with --tmux).")
+@click.option("--proc", default=0, show_default=True, type=click.IntRange(0), help="Process index.")
+@pass_app
+def attach(app: App, node: str, use_tmux: bool, proc: int) -> None:
+    """Follow the live log of node N's job; with --tmux, join its terminal (detach: Ctrl-b d)."""
+    _ssh_exec(app, node, tmux_attach_command(proc) if use_tmux else logs_command(proc, 50, True),
+              tty=use_tmux)
+
+
+@click.command()
+@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+              help="Only these nodes. Default: every node.")
+@click.option("--grace", default=10, show_default=True, type=click.IntRange(0, 3600),
+              help="Seconds between SIGTERM and SIGKILL.")
+@pass_app
+def stop(app: App, nodes: tuple[str, ...], grace: int) -> None:
+    """Stop the running jobs (SIGTERM, then SIGKILL after --grace seconds)."""
+    from ..errors import RemoteFailed
+
+    results = app.cluster().exec(stop_command(grace), parse_indexes(nodes) or None, timeout=grace + 30)
+    failed = [r for r in results if r.rc != 0]
+    if failed:
+        raise RemoteFailed(f"stopping failed on {', '.join(r.node.name for r in failed)}",
+                           [r.node.name for r in failed])
+    app.say(f"stopped jobs on {len(results)} node{'s' if len(results) != 1 else ''}")
+
+
+def _ssh_exec(app: App, node: str, command: str, tty: bool = False) -> None:
+    [index] = parse_indexes((node,))
+    cluster = app.cluster()
+    target = cluster.select([index])[0]
+    argv = ssh_command(cluster.state, target, "-t" if tty else "-T", batch=not tty)
+    sys.stdout.flush()
+    os.execvp(argv[0], [*argv, "--", command])

@@ -1,0 +1,157 @@
+"""The cluster side of packages and jobs: inject, the cluster's current release, job state per node.
+
+The node side is the agent roles/package/files/vca-node; this module only talks to it (through the
+inject playbook, or one ssh round trip for status, logs and stop).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+from .state import atomic_write
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .cluster import Cluster
+    from .runner import RunResult
+
+AGENT = "$HOME/vca/bin/vca-node"
+STATUS_COMMAND = f'[ -x "{AGENT}" ] && "{AGENT}" status || echo job=none'
+
+
+@dataclass
+class JobOptions:
+    env: dict[str, str] = field(default_factory=dict)
+    procs: str = "1"  # a number or "auto"
+    mem_kb: int = 0
+    tmux: bool = False
+    restart: bool = False
+    grace: int = 10
+
+    def extravars(self) -> dict[str, object]:
+        return {"job_env": self.env, "procs": self.procs, "mem_kb": self.mem_kb, "tmux": self.tmux,
+                "restart": self.restart, "grace": self.grace}
+
+
+@dataclass
+class CurrentRelease:
+    """What the cluster last injected: nodes added later receive and start the same."""
+
+    release_id: str
+    tarball: str
+    source: str
+    options: JobOptions
+    injected_at: float
+
+    @classmethod
+    def load(cls, path: Path) -> CurrentRelease | None:
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return cls(d["release_id"], d["tarball"], d["source"], JobOptions(**d["options"]), d["injected_at"])
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, json.dumps(asdict(self), indent=2) + "\n")
+
+
+@dataclass
+class JobState:
+    release: str = ""  # the node's current release
+    job: str = "none"  # running | exited | not-started | none (nothing injected yet)
+    job_release: str = ""
+    exit: str = ""  # exit code of an exited job ("lost" when it died unrecorded)
+    since: float | None = None
+    procs: int = 0
+    running: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.job == "running":
+            return "running" if self.procs <= 1 else f"running ({self.running}/{self.procs})"
+        if self.job == "exited":
+            return f"exited({self.exit})"
+        return "not started"
+
+    @classmethod
+    def parse(cls, text: str) -> JobState:
+        kv = dict(line.split("=", 1) for line in text.splitlines() if re.match(r"^[a-z_]+=", line))
+        since = kv.get("since", "")
+        return cls(
+            release=kv.get("release", ""), job=kv.get("job", "none"), job_release=kv.get("job_release", ""),
+            exit=kv.get("exit", ""), since=float(since) if since.isdigit() and since != "0" else None,
+            procs=int(kv.get("procs", "0") or 0), running=int(kv.get("running", "0") or 0),
+        )
+
+
+def parse_mem(text: str | None) -> int:
+    """'512M' / '2G' / '100000K' / '1048576' (bytes) -> KiB for the per-process limit."""
+    if not text:
+        return 0
+    m = re.fullmatch(r"(\d+)([KMGT]?)i?B?", text.strip(), re.I)
+    if not m:
+        raise UsageError(f"memory limit must look like 512M or 2G, got '{text}'")
+    n, unit = int(m.group(1)), m.group(2).upper()
+    return {"": n // 1024, "K": n, "M": n << 10, "G": n << 20, "T": n << 30}[unit]
+
+
+def parse_procs(text: str) -> str:
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text
+    raise UsageError(f"--procs must be a number >= 1 or 'auto', got '{text}'")
+
+
+def release_file(cluster: Cluster) -> Path:
+    return cluster.state.dir / "release.json"
+
+
+def inject(cluster: Cluster, source: Path, options: JobOptions, indexes: list[int] | None = None,
+           *, verbose: int = 0, console: Console | None = None) -> RunResult:
+    """Validate and pack locally (nothing is sent if the package is bad), then run inject.yml."""
+    from .package import prepare
+
+    nodes = cluster.select(indexes)  # unknown nodes are refused before packing
+    packed = prepare(source.expanduser().resolve(), cluster.state.dir / "releases")
+    limit = ",".join(n.name for n in nodes) if indexes else None
+    result = cluster.run("inject", {"pkg": str(packed.path), **options.extravars()}, limit=limit,
+                         verbose=verbose, console=console)
+    if result.ok and not indexes:
+        CurrentRelease(packed.release_id, str(packed.path), str(source), options, time.time()).save(
+            release_file(cluster))
+    return result
+
+
+def reinject_current(
+    cluster: Cluster, *, verbose: int = 0, console: Console | None = None
+) -> RunResult | None:
+    """Give every node the cluster's current release (new nodes start it; others are unchanged)."""
+    cur = CurrentRelease.load(release_file(cluster))
+    if cur is None or not Path(cur.tarball).exists():
+        return None
+    opts = JobOptions(**{**asdict(cur.options), "restart": False})
+    return cluster.run("inject", {"pkg": cur.tarball, **opts.extravars()}, verbose=verbose, console=console)
+
+
+def logs_command(proc: int, tail: int, follow: bool) -> str:
+    return f'"{AGENT}" logs {proc} {tail} {int(follow)}'
+
+
+def stop_command(grace: int) -> str:
+    return f'[ -x "{AGENT}" ] && "{AGENT}" stop {int(grace)} || echo job=none'
+
+
+def tmux_attach_command(proc: int) -> str:
+    return f"tmux attach -t {shlex.quote(f'vca-{proc}')}"
+
+
+def job_details(state: JobState) -> dict[str, Any]:
+    return {"release": state.release, "job": state.label, "job_release": state.job_release,
+            "since": state.since}
