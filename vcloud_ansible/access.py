@@ -3,23 +3,13 @@ known_hosts. One place builds the SSH options so all three agree."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import yaml
 
-from .paths import vca_home
+from .paths import control_path_dir, ensure_private_dir
 from .providers.base import Node
 from .state import ClusterState, atomic_write
-
-
-def control_dir() -> Path:
-    """SSH control sockets: ~/.vca/cp when short enough (sun_path is 108 bytes), else under /tmp."""
-    d = vca_home() / "cp"
-    if len(str(d)) > 40:
-        d = Path("/tmp") / f"vca-cp-{hashlib.sha1(str(vca_home()).encode()).hexdigest()[:10]}"
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return d
 
 
 def ssh_options(state: ClusterState) -> dict[str, str]:
@@ -52,12 +42,14 @@ def write_access_files(state: ClusterState, nodes: list[Node]) -> None:
 
 def render_ssh_config(state: ClusterState, nodes: list[Node]) -> str:
     opts = ssh_options(state)
+    cp = control_path_dir(state.dir)  # shared with Ansible's connections to the same nodes
+    ensure_private_dir(cp)
     out = [f"# vca cluster {state.name}: ssh -F {state.ssh_config_path} {state.name}-0\n"]
     for n in nodes:
         out.append(f"Host {n.name}\n  HostName {n.address}\n  Port {n.port}\n  User {n.user}\n")
         out.append(f"  HostKeyAlias {n.name}\n")
         out += [f"  {k} {v}\n" for k, v in opts.items()]
-        out.append(f"  ControlMaster auto\n  ControlPath {control_dir()}/%C\n  ControlPersist 60s\n\n")
+        out.append(f"  ControlMaster auto\n  ControlPath {cp}/%C\n  ControlPersist 60s\n\n")
     return "".join(out)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ClusterNotFound, UsageError
-from .paths import vca_home
+from .paths import ensure_private_dir, vca_home
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 DEFAULT_CLUSTER = "default"
@@ -102,9 +102,9 @@ class ClusterState:
         return ClusterSpec(**json.loads(self.spec_path.read_text()))
 
     def create(self, provider: str, settings: dict[str, Any]) -> ClusterSpec:
-        _ensure_private_dir(self.home)
-        _ensure_private_dir(self.home / "clusters")
-        _ensure_private_dir(self.dir)
+        ensure_private_dir(self.home)
+        ensure_private_dir(self.home / "clusters")
+        ensure_private_dir(self.dir)
         if not self.key_path.exists():
             tmp = self.dir / ".id_ed25519.tmp"
             for p in (tmp, tmp.with_suffix(".tmp.pub")):
@@ -132,12 +132,6 @@ class ClusterState:
         """``entries`` maps a host pattern (name,address) to its public key line."""
         text = "".join(f"{host} {key}\n" for host, key in sorted(entries.items()))
         atomic_write(self.known_hosts, text)
-
-
-def _ensure_private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
 
 
 def list_clusters(home: Path | None = None) -> list[str]:

@@ -52,10 +52,17 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
     result = do_inject(cluster, package, options, parse_indexes(nodes) or None, verbose=app.verbose,
                        console=app.err)
     result.raise_for_failures("inject")
-    busy = [h for h, o in sorted(result.hosts.items()) if o.message and "still running" in o.message]
+    reports = {h: o.reports[-1] for h, o in result.hosts.items() if o.reports}
+    if reports:
+        rid = next(iter(reports.values()))["release_id"]
+        sent = sum(1 for r in reports.values() if r["sent"])
+        started = sum(1 for r in reports.values() if r["job"] == "started")
+        app.say(f"release {rid}: sent to {sent} of {len(reports)} nodes (the others had it), "
+                f"job started on {started}")
+    busy = [h for h, r in sorted(reports.items()) if r["job"] == "busy"]
     if busy:
-        app.say(f"job of an earlier release still running on {', '.join(busy)}: "
-                "the new release is installed but not started (use --restart)")
+        app.say(f"a job of an earlier release is still running on {', '.join(busy)}: "
+                "the new release is installed but not started there (use --restart)")
     app.say("see `vca status` and `vca logs N`")
 
 

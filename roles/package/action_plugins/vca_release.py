@@ -17,6 +17,16 @@ from ansible.plugins.action import ActionBase
 
 AGENT = Path(__file__).resolve().parent.parent / "files" / "vca-node"
 EOF_MARK = "VCA_EOF_7f3a9c"
+BOOTSTRAP_PYTHON = """set -e
+S=""; [ "$(id -u)" = 0 ] || S="sudo -n"
+if command -v apt-get >/dev/null 2>&1; then
+  $S apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $S apt-get install -y -qq python3 >/dev/null
+elif command -v dnf >/dev/null 2>&1; then $S dnf install -y -q python3
+elif command -v apk >/dev/null 2>&1; then $S apk add -q python3
+else echo "no known package manager (apt-get, dnf, apk) to install python3" >&2; exit 1
+fi
+"""
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]
@@ -34,11 +44,18 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         env = _contract_env(nodes, me, rid, task_vars) | {str(k): str(v) for k, v in (a.get("env") or {}).items()}
 
         probe = self._sh(f'mkdir -p "$HOME/vca/incoming" "$HOME/vca/bin" && echo "home=$HOME" && '
-                         f'if [ -d "$HOME/vca/releases/{rid}" ]; then echo have=1; fi')
+                         f'if [ -d "$HOME/vca/releases/{rid}" ]; then echo have=1; fi; '
+                         'command -v python3 >/dev/null 2>&1 || echo nopython=1')
         facts = _kv(probe["stdout"])
         home = facts.get("home") or ""
         if probe["rc"] != 0 or not home:
             raise AnsibleActionFail(f"cannot prepare ~/vca on the node: {probe['stderr'].strip()}")
+        bootstrapped = facts.get("nopython") == "1" and bool(a.get("bootstrap_python", True))
+        if bootstrapped:  # a bare host: later roles need python3 for their modules
+            boot = self._sh("sh -s", in_data=BOOTSTRAP_PYTHON)
+            if boot["rc"] != 0:
+                msg = (boot["stderr"] or boot["stdout"]).strip()[-300:]
+                raise AnsibleActionFail(f"installing python3 on the node failed: {msg}")
         tarball = f"{home}/vca/incoming/{rid}.tar"
         sent = facts.get("have") != "1"
         if sent:
@@ -52,10 +69,12 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             result.update(failed=True, msg=f"installing release {rid} failed: {detail}")
             return result
         job = report.get("job", "")
+        result["vca_report"] = {"release_id": rid, "sent": sent, "job": job,
+                                "job_release": report.get("job_release", "")}
         result.update(
-            changed=sent or report.get("release") == "installed" or report.get("contract") == "changed"
+            changed=sent or bootstrapped or report.get("release") == "installed" or report.get("contract") == "changed"
             or report.get("agent") == "updated" or job == "started",
-            release_id=rid, sent=sent, release=report.get("release"), contract=report.get("contract"),
+            release_id=rid, sent=sent, bootstrapped=bootstrapped, release=report.get("release"), contract=report.get("contract"),
             job=job, job_release=report.get("job_release", rid if job == "started" else ""),
             procs=report.get("procs"),
         )

@@ -21,6 +21,10 @@ options:
   tmux: {description: Run each process in a tmux session vca-<proc>., type: bool, default: false}
   restart: {description: Stop a running job first (SIGTERM, SIGKILL after grace)., type: bool, default: false}
   grace: {description: Seconds between SIGTERM and SIGKILL., type: int, default: 10}
+  bootstrap_python:
+    description: Install python3 (apt-get, dnf or apk) on a node that lacks it, so later roles can run modules.
+    type: bool
+    default: true
 author: vca developers
 """
 
