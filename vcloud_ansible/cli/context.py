@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import click
@@ -14,7 +15,9 @@ from ..cluster import Cluster
 class App:
     cluster_name: str | None
     verbose: int = 0
-    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    # Piped output (scripts, tests) must not be cut at 80 columns: tables take the width they need.
+    out: Console = field(default_factory=lambda: Console(
+        highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 10_000))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
 
     def cluster(self) -> Cluster:

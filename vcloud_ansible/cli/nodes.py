@@ -34,9 +34,10 @@ def status(app: App, as_json: bool) -> None:
             for s in rows
         ]))
         return
-    table = Table("index", "name", "address", "role", "state", "uptime", "release", "job", "since",
-                  box=None, pad_edge=False, title=f"cluster {cluster.name} ({cluster.spec.provider})",
+    table = Table(box=None, pad_edge=False, title=f"cluster {cluster.name} ({cluster.spec.provider})",
                   title_justify="left")
+    for col in ("index", "name", "address", "role", "state", "uptime", "release", "job", "since"):
+        table.add_column(col, no_wrap=True)  # ids and states are read whole, never folded
     now = time.time()
     for s in rows:
         style = STATE_STYLE.get(s.state, "")

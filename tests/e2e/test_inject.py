@@ -1,0 +1,218 @@
+"""Inject and run on real lab nodes: the node contract, releases, detached jobs, logs, tmux."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from helpers import vca
+
+from vcloud_ansible.cluster import Cluster
+from vcloud_ansible.jobs import JobOptions, inject
+
+pytestmark = pytest.mark.lab
+HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
+
+
+def make_pkg(root: Path, launch: str, files: dict[str, str] | None = None) -> Path:
+    root.mkdir(parents=True)
+    script = root / "vcloud-launch"
+    script.write_text("#!/bin/sh\n" + launch + "\n")
+    script.chmod(0o755)
+    for name, text in (files or {}).items():
+        (root / name).write_text(text)
+    return root
+
+
+def status(cluster: str) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = json.loads(vca("-c", cluster, "status", "--json").stdout)
+    return rows
+
+
+def on_node(cluster: str, index: int, command: str) -> str:
+    return vca("-c", cluster, "exec", "--node", str(index), "--", command).stdout.replace(
+        f"{cluster}-{index}: ", "").strip()
+
+
+def wait_for(predicate: object, what: str, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_hello_contract_reinject_and_grow(cluster_name: str) -> None:
+    c = cluster_name
+    vca("-c", c, "provision", "4")
+    res = vca("-c", c, "inject", str(HELLO), "-e", "GREETING=hi there")
+    assert "sent to 4 of 4 nodes" in res.stderr and "job started on 4" in res.stderr
+    rows = status(c)
+    ips = [str(r["address"]) for r in rows]
+    wait_for(lambda: all(r["job"] == "exited(0)" for r in status(c)), "hello to finish everywhere")
+    release = rows[0]["release"]
+    assert all(r["release"] == release for r in status(c))
+    for i in range(4):
+        result = on_node(c, i, "cat ~/vca/current/result.txt")
+        assert result.splitlines() == [
+            f"index={i}", "nodes=4", f"head={ips[0]}", f"hostname={c}-{i}", f"ips={','.join(ips)}",
+            "greeting=hi there",
+        ]
+    # The contract files: cluster.json and /etc/hosts entries <cluster>-<index>.
+    doc = json.loads(on_node(c, 2, "cat /etc/vca/cluster.json"))
+    assert [(n["index"], n["name"], n["private_ip"]) for n in doc] == [(i, f"{c}-{i}", ips[i]) for i in range(4)]
+    assert doc[0]["role"] == "head" and doc[3]["role"] == "worker"
+    assert on_node(c, 1, f"getent hosts {c}-3").split()[0] == ips[3]
+    env = on_node(c, 3, "cat ~/vca/job/env")
+    assert f"VCA_RELEASE={release}" in env and "VCA_ROLE=worker" in env and f"VCA_CLUSTER={c}" in env
+    assert "hello from node 3 of 4" in vca("-c", c, "logs", "3").stdout
+
+    # Re-inject of the unchanged package sends nothing and changes nothing.
+    again = inject(Cluster(c), HELLO, JobOptions(env={"GREETING": "hi there"}))
+    assert again.ok and again.changed_total == 0
+    assert all(not o.reports[-1]["sent"] for o in again.hosts.values())
+
+    # Nodes added later receive the current release and run it, with the grown contract.
+    vca("-c", c, "provision", "2")
+    wait_for(lambda: [r["job"] for r in status(c)] == ["exited(0)"] * 6, "new nodes to run hello")
+    assert all(r["release"] == release for r in status(c))
+    assert on_node(c, 5, "cat ~/vca/current/result.txt").splitlines()[:2] == ["index=5", "nodes=6"]
+    assert len(json.loads(on_node(c, 0, "cat /etc/vca/cluster.json"))) == 6
+
+
+def test_running_job_untouched_until_restart_and_exit_codes(cluster_name: str, tmp_path: Path) -> None:
+    c = cluster_name
+    vca("-c", c, "provision", "2")
+    v1 = make_pkg(tmp_path / "v1", 'echo v1 started; exec sleep 600', {"data.txt": "version one\n"})
+    vca("-c", c, "inject", str(v1))
+    wait_for(lambda: all(r["job"] == "running" for r in status(c)), "v1 to run")
+    r1 = status(c)[0]["release"]
+    v1_sum = on_node(c, 0, f"sha256sum ~/vca/releases/{r1}/data.txt").split()[0]
+
+    v2 = make_pkg(tmp_path / "v2", '[ "$VCA_NODE_INDEX" = 1 ] && exit 3; echo v2; exit 0',
+                  {"data.txt": "version two\n"})
+    res = vca("-c", c, "inject", str(v2))
+    assert "still running" in res.stderr and "--restart" in res.stderr
+    rows = status(c)
+    r2 = rows[0]["release"]
+    assert r2 != r1
+    assert all(r["job"] == "running" and r["job_release"] == r1 for r in rows)  # v1 keeps running
+    assert on_node(c, 0, f"sha256sum ~/vca/releases/{r1}/data.txt").split()[0] == v1_sum
+    assert on_node(c, 0, "readlink ~/vca/current") == f"releases/{r2}"
+
+    vca("-c", c, "inject", str(v2), "--restart", "--grace", "2")
+    wait_for(lambda: [r["job"] for r in status(c)] == ["exited(0)", "exited(3)"], "v2 exit codes")
+    assert all(r["job_release"] == r2 for r in status(c))
+    assert "sleep 600" not in on_node(c, 0, "ps -eo args")  # v1 was stopped
+
+
+def test_procs_stop_and_logs_follow(cluster_name: str, tmp_path: Path) -> None:
+    c = cluster_name
+    vca("-c", c, "provision", "1")
+    pkg = make_pkg(tmp_path / "p", 'echo "proc $VCA_PROC_INDEX of $VCA_NUM_PROCS on $VCA_CPUS cpus" '
+                   '> "out-$VCA_PROC_INDEX"; i=0; while [ $i -lt 600 ]; do echo "tick $i"; i=$((i+1)); '
+                   'sleep 0.2; done')
+    vca("-c", c, "inject", str(pkg), "--procs", "2")
+    wait_for(lambda: status(c)[0]["job"] == "running (2/2)", "two processes")
+    assert on_node(c, 0, "cat ~/vca/current/out-0").startswith("proc 0 of 2 on ")
+    assert on_node(c, 0, "cat ~/vca/current/out-1").startswith("proc 1 of 2 on ")
+
+    follow = subprocess.Popen(
+        [*_vca_argv(), "-c", c, "logs", "0", "-f", "--tail", "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert follow.stdout is not None
+        seen = [follow.stdout.readline() for _ in range(3)]  # a live stream: new ticks keep coming
+        numbers = [int(line.split()[1]) for line in seen]
+        assert numbers == sorted(numbers) and numbers[-1] > numbers[0]
+    finally:
+        follow.kill()
+        follow.wait()
+
+    vca("-c", c, "stop", "--grace", "1")
+    assert status(c)[0]["job"] == "exited(143)"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_attach_tmux(cluster_name: str, tmp_path: Path) -> None:
+    c = cluster_name
+    vca("-c", c, "provision", "1")
+    pkg = make_pkg(tmp_path / "t", 'echo "type a word:"; read word; echo "got $word"; sleep 600')
+    vca("-c", c, "inject", str(pkg), "--tmux")
+    wait_for(lambda: "type a word:" in on_node(c, 0, "tmux capture-pane -p -t vca-0"), "the tmux job")
+    session = f"vcatest-{c}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
+                    " ".join([*_vca_argv(), "-c", c, "attach", "0", "--tmux"])], check=True)
+    try:
+        def pane() -> str:
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                  text=True).stdout
+        wait_for(lambda: "type a word:" in pane(), "attach to show the job's terminal")
+        subprocess.run(["tmux", "send-keys", "-t", session, "banana", "Enter"], check=True)
+        wait_for(lambda: "got banana" in pane(), "the job to read what was typed")
+        assert "got banana" in on_node(c, 0, "tmux capture-pane -p -t vca-0")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_bare_node_gets_python(cluster_name: str) -> None:
+    c = cluster_name
+    vca("-c", c, "provision", "1")
+    vca("-c", c, "exec", "--", "DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq python3-minimal "
+        "python3.11-minimal >/dev/null 2>&1; ! command -v python3")
+    vca("-c", c, "inject", str(HELLO))
+    wait_for(lambda: status(c)[0]["job"] == "exited(0)", "hello on the bare node")
+    assert on_node(c, 0, "command -v python3").strip() == "/usr/bin/python3"
+    vca("-c", c, "run", "ping")  # modules run again
+
+
+def test_bad_packages_rejected_before_anything_is_sent(cluster_name: str, tmp_path: Path) -> None:
+    c = cluster_name
+    vca("-c", c, "provision", "1")
+    noexec = make_pkg(tmp_path / "noexec", "true")
+    (noexec / "vcloud-launch").chmod(0o644)
+    nolaunch = tmp_path / "nolaunch"
+    nolaunch.mkdir()
+    (nolaunch / "run.sh").write_text("true\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tf:
+        tf.add(HELLO / "vcloud-launch", arcname="vcloud-launch")
+        info = tarfile.TarInfo("../../escape.txt")
+        info.size = 0
+        tf.addfile(info)
+    link = tmp_path / "link.tar"
+    with tarfile.open(link, "w") as tf:
+        tf.add(HELLO / "vcloud-launch", arcname="vcloud-launch")
+        info = tarfile.TarInfo("passwd")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tf.addfile(info)
+    cases = {
+        str(tmp_path / "missing"): "does not exist",
+        str(noexec): "not executable",
+        str(nolaunch): "vcloud-launch",
+        str(empty): "empty",
+        str(evil): "..",
+        str(link): "passwd",
+    }
+    for pkg, words in cases.items():
+        res = vca("-c", c, "inject", pkg, check=False)
+        assert res.returncode != 0, pkg
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("vca: error:") and words in lines[0], (pkg, res.stderr)
+    res = vca("-c", c, "inject", str(HELLO), "--node", "7", check=False)
+    assert res.returncode == 2 and "has no node 7" in res.stderr
+    assert on_node(c, 0, "ls -A ~/vca 2>/dev/null | wc -l").strip() == "0"  # nothing reached the node
+
+
+def _vca_argv() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "vcloud_ansible.cli.main"]
