@@ -17,11 +17,18 @@ IN_CI = bool(os.environ.get("CI"))
 REPO = Path(__file__).resolve().parent.parent
 LAB_TOOLS = ("systemd-nspawn", "mmdebstrap", "ip", "ssh", "apt-cacher-ng")
 
-# The tests' own lab network (not the default one), on a bridge only the tests use.
-TEST_LAB_ENV = {
-    "VCA_LAB_BRIDGE": "vcatest0",
-    "VCA_LAB_SUBNET": "10.213.200.0/24",
-}
+def _free_test_network() -> dict[str, str]:
+    """The session's own lab network: a bridge and a /24 no other interface on this host uses, so
+    that test sessions running side by side (and a user's lab) never share addresses."""
+    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    for third in range(200, 250):
+        if f" 10.213.{third}." not in used:
+            return {"VCA_LAB_BRIDGE": f"vcat{third}", "VCA_LAB_SUBNET": f"10.213.{third}.0/24"}
+    raise RuntimeError("no free 10.213.200-249.0/24 network for the test lab")
+
+
+# The tests' own lab network (not the default one), on a bridge only this session uses.
+TEST_LAB_ENV = _free_test_network() if shutil.which("ip") else {}
 
 
 def lab_missing() -> str | None:

@@ -87,7 +87,7 @@ def wait_ready(state: ClusterState, nodes: Sequence[Node], timeout: float = 90.0
     if late:
         raise ProviderError(
             f"nodes not reachable over SSH after {timeout:.0f} s: {', '.join(late)}",
-            "check `vca status`; `vca teardown` removes them",
+            "check `vca status` (lab nodes: their console.log in the lab folder); `vca teardown` removes them",
         )
 
 

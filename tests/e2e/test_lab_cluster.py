@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def test_provision_grow_exec_connect_ansible_teardown(
     vca("-c", c, "teardown", "--yes")
     assert host_leftovers(c) == []
     assert not any(Path("/sys/class/net", v).exists() for v in veths)
-    assert not Path("/sys/class/net/vcatest0").exists()  # no cluster left: the bridge is gone too
+    assert not Path("/sys/class/net", os.environ["VCA_LAB_BRIDGE"]).exists()  # no cluster left: the bridge is gone too
     assert Registry(lab_env).nodes(c) == []
     res = vca("-c", c, "teardown", "--yes")  # idempotent
     assert "nothing to tear down" in res.stderr
@@ -113,7 +114,7 @@ def test_two_clusters_do_not_interfere(cluster_name: str, lab_env: Path, vca_hom
         vca("-c", a, "teardown", "--yes")
         assert host_leftovers(a) == []
         assert all(r["state"] == "up" for r in _status(b))  # b is untouched
-        assert Path("/sys/class/net/vcatest0").exists()  # b still uses the bridge
+        assert Path("/sys/class/net", os.environ["VCA_LAB_BRIDGE"]).exists()  # b still uses the bridge
     finally:
         from vcloud_ansible.lab.manager import Lab
 

@@ -36,7 +36,9 @@ def status(app: App, as_json: bool) -> None:
         return
     table = Table(box=None, pad_edge=False, title=f"cluster {cluster.name} ({cluster.spec.provider})",
                   title_justify="left")
-    for col in ("index", "name", "address", "role", "state", "uptime", "release", "job", "since"):
+    # Provider details (ec2: instance, type, zone, lifecycle, launch time) as extra columns; text only.
+    extra = list(dict.fromkeys(k for s in rows for k, v in s.node.details.items() if isinstance(v, str)))
+    for col in ("index", "name", "address", "role", "state", "uptime", "release", "job", "since", *extra):
         table.add_column(col, no_wrap=True)  # ids and states are read whole, never folded
     now = time.time()
     for s in rows:
@@ -48,7 +50,8 @@ def status(app: App, as_json: bool) -> None:
         since = format_uptime(now - job.since) + " ago" if job.since else "-"
         table.add_row(str(s.node.index), s.node.name, s.node.address, s.node.role,
                       f"[{style}]{s.state}[/{style}]" if style else s.state, format_uptime(s.uptime),
-                      release, job.label if s.job else "-", since)
+                      release, job.label if s.job else "-", since,
+                      *(str(s.node.details.get(k, "-")) for k in extra))
     app.out.print(table)
     down = [s.node.name for s in rows if s.state not in ("up", "running")]
     if down:

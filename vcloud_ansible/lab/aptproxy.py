@@ -3,8 +3,8 @@ nodes that have no route off the machine. Its Debian backends come from the host
 
 from __future__ import annotations
 
-import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import LabError
 from .hostinfo import apt_sources
+from .procs import alive, read_pid, send, wait_gone
 
 
 def _pidfile(root: Path) -> Path:
@@ -19,12 +20,14 @@ def _pidfile(root: Path) -> Path:
 
 
 def running_pid(root: Path) -> int | None:
-    try:
-        pid = int(_pidfile(root).read_text())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
+    pid = read_pid(_pidfile(root))
+    if pid is None or not alive(pid):
         return None
+    try:  # the PID may have been reused since: it must still be apt-cacher-ng
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+    return pid if comm.startswith("apt-cacher") else None
 
 
 def ensure(root: Path, address: str, port: int, timeout: float = 10.0) -> None:
@@ -62,16 +65,9 @@ def ensure(root: Path, address: str, port: int, timeout: float = 10.0) -> None:
 
 def stop(root: Path) -> None:
     pid = running_pid(root)
-    if pid is None:
-        return
-    os.kill(pid, 15)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, 9)
+    if pid is not None:
+        send(pid, signal.SIGTERM)
+        if wait_gone([pid], 3.0):
+            send(pid, signal.SIGKILL)
+            wait_gone([pid], 2.0)
     _pidfile(root).unlink(missing_ok=True)

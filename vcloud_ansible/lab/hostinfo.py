@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,29 @@ def require_tools(tools: dict[str, str] | None = None) -> None:
             f"missing system tools: {', '.join(sorted(missing))}",
             f"install them with: apt-get install {pkgs} (or run `make host-deps`)",
         )
+
+
+# Each booted node's systemd holds several inotify instances; the kernel's default of 128 per user
+# stops new nodes from booting (silently) at about 20 nodes on the whole machine.
+SYSCTL_MINIMUMS = {
+    "fs/inotify/max_user_instances": 8192,
+    "fs/inotify/max_user_watches": 524288,
+}
+
+
+def raise_kernel_limits(say: Callable[[str], None]) -> None:
+    for key, minimum in SYSCTL_MINIMUMS.items():
+        path = Path("/proc/sys") / key
+        try:
+            current = int(path.read_text())
+            if current < minimum:
+                path.write_text(str(minimum))
+                say(f"raised {key.replace('/', '.')} from {current} to {minimum} for the lab's nodes")
+        except (OSError, ValueError) as exc:
+            raise EnvironmentProblem(
+                f"cannot raise {key.replace('/', '.')} to {minimum} ({exc})",
+                f"set it with: sysctl -w {key.replace('/', '.')}={minimum}",
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,10 @@ CUSTOMIZE = (
     'for u in apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer '
     'systemd-tmpfiles-clean.timer dpkg-db-backup.timer; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done',
     'ln -sf /dev/null "$1"/etc/systemd/system/getty@.service',
-    # The overlay root cannot be remounted from inside the container; the unit would only fail.
-    'ln -sf /dev/null "$1"/etc/systemd/system/systemd-remount-fs.service',
+    # Units that can only fail in a container: the overlay root cannot be remounted, and the network
+    # is configured from the host (netns + veth), not by ifupdown. A failed unit reads as "degraded".
+    'for u in systemd-remount-fs.service ifupdown-pre.service networking.service; do '
+    'ln -sf /dev/null "$1/etc/systemd/system/$u"; done',
     'ln -sf /dev/null "$1"/etc/systemd/system/console-getty.service',
 )
 

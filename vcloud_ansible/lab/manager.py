@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import LabError
 from . import aptproxy, netns, node
 from .config import LabConfig
-from .hostinfo import require_root, require_tools
+from .hostinfo import raise_kernel_limits, require_root, require_tools
 from .image import ImageRecipe, ensure_image
 from .registry import LabNode, Registry, drop, nodes_in, put
 
@@ -40,6 +40,7 @@ class Lab:
         Either all of them come up or none is left behind.
         """
         self.check_host()
+        raise_kernel_limits(say)
         rootfs = ensure_image(self.config.image_dir, ImageRecipe.for_host(), say)
         cfg = self.config
         with self.registry.locked() as data:
@@ -47,6 +48,7 @@ class Lab:
             new = self._allocate(data, cluster, count, owner)
             for n in new:
                 put(data, n)
+            netns.claim_bridge(cfg.bridge, cfg.root)
             netns.ensure_bridge(cfg.bridge, cfg.gateway, cfg.subnet.prefixlen)
             aptproxy.ensure(cfg.root, cfg.gateway, cfg.apt_proxy_port)
         say(f"booting {count} lab node{'s' if count != 1 else ''}")
@@ -88,6 +90,7 @@ class Lab:
             if not data["nodes"]:  # the last cluster is gone: so is the shared plumbing
                 aptproxy.stop(self.config.root)
                 netns.remove_bridge(self.config.bridge)
+                netns.release_bridge(self.config.bridge, self.config.root)
 
     @staticmethod
     def _check_owner(existing: list[LabNode], cluster: str, owner: str) -> None:

@@ -3,8 +3,8 @@ by a veth pair. Nothing is routed off the machine (the lab never enables ip_forw
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
-import time
 from pathlib import Path
 
 from ..errors import LabError
@@ -26,10 +26,50 @@ def netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
 
+CLAIMS = Path("/run/vca-lab")
+
+
+def claim_bridge(bridge: str, owner: Path) -> None:
+    """One lab folder per bridge, machine-wide: two labs on one bridge would hand out the same
+    addresses and delete each other's bridge."""
+    CLAIMS.mkdir(parents=True, exist_ok=True)
+    claim = CLAIMS / f"{bridge}.owner"
+    holder = claim.read_text().strip() if claim.exists() else ""
+    if holder and holder != str(owner) and link_exists(bridge) and Path(holder, "registry.json").exists():
+        raise LabError(
+            f"the lab bridge {bridge} belongs to the lab in {holder}",
+            "use that lab (VCA_LAB_DIR), or give this one its own VCA_LAB_BRIDGE and VCA_LAB_SUBNET",
+        )
+    claim.write_text(str(owner))
+
+
+def release_bridge(bridge: str, owner: Path) -> None:
+    claim = CLAIMS / f"{bridge}.owner"
+    if claim.exists() and claim.read_text().strip() == str(owner):
+        claim.unlink()
+
+
+def _subnet_users(network: ipaddress.IPv4Network, bridge: str) -> list[str]:
+    res = ip("-4", "-o", "addr", "show", check=False)
+    users = []
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] != bridge:
+            iface = ipaddress.IPv4Interface(parts[3])
+            if iface.network.overlaps(network):
+                users.append(f"{parts[1]} ({parts[3]})")
+    return users
+
+
 def ensure_bridge(bridge: str, gateway: str, prefixlen: int) -> bool:
     """Create the bridge with the host-side address if missing. Returns True when it was created."""
     if link_exists(bridge):
         return False
+    network = ipaddress.IPv4Interface(f"{gateway}/{prefixlen}").network
+    clash = _subnet_users(network, bridge)
+    if clash:
+        raise LabError(f"the lab network {network} overlaps {', '.join(clash)} on this host",
+                       "set VCA_LAB_SUBNET to a free network")
     ip("link", "add", bridge, "type", "bridge")
     ip("addr", "add", f"{gateway}/{prefixlen}", "dev", bridge)
     ip("link", "set", bridge, "up")
@@ -73,12 +113,10 @@ def pids(netns: str) -> list[int]:
     return [int(p) for p in res.stdout.split() if p.isdigit()]
 
 
-def delete(netns: str, veth: str, timeout: float = 5.0) -> None:
-    """Remove the namespace and wait (bounded) for the kernel to drop the host end of the veth."""
-    if netns_exists(netns):
-        ip("netns", "del", netns, check=False)
-    deadline = time.monotonic() + timeout
-    while link_exists(veth) and time.monotonic() < deadline:
-        time.sleep(0.05)
+def delete(netns: str, veth: str) -> None:
+    """Remove the veth pair, then the namespace. Deleting the veth ourselves is synchronous; leaving it
+    to the kernel's namespace cleanup takes seconds under load."""
     if link_exists(veth):
         ip("link", "del", veth, check=False)
+    if netns_exists(netns):
+        ip("netns", "del", netns, check=False)

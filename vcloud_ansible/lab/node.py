@@ -4,7 +4,6 @@ under the detached supervisor, and removed without leaving a process, mount or l
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from ..errors import LabError
 from . import netns
+from .procs import alive, read_pid, send
 from .registry import LabNode
 
 # Host devices a node may use (FUSE for s3fs, loop and btrfs control for scratch volumes).
@@ -55,7 +55,7 @@ def nspawn_command(node: LabNode, root: Path) -> list[str]:
         "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
         f"--network-namespace-path=/run/netns/{node.netns}",
         f"--directory={root}", f"--machine={node.name}", f"--hostname={node.name}",
-        "--console=passive", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+        "--console=read-only",  # boot messages land in console.log, for when a node does not come up "--resolv-conf=off", "--timezone=off", "--link-journal=no",
         "--kill-signal=SIGRTMIN+4",  # poweroff, not halt: the guest exits instead of hanging
     ]
     cmd += [f"--bind={d}" for d in DEVICE_BINDS if os.path.exists(d)]
@@ -91,12 +91,12 @@ def create(node: LabNode, image_rootfs: Path, bridge: str, prefixlen: int, gatew
 
 
 def supervisor_pid(node: LabNode) -> int | None:
-    return _read_pid(Path(node.dir) / "supervisor.pid")
+    return read_pid(Path(node.dir) / "supervisor.pid")
 
 
 def is_running(node: LabNode) -> bool:
     pid = supervisor_pid(node)
-    return pid is not None and _alive(pid) and bool(netns.pids(node.netns))
+    return pid is not None and alive(pid) and bool(netns.pids(node.netns))
 
 
 def booted_at(node: LabNode) -> float | None:
@@ -111,8 +111,8 @@ def stop(nodes: list[LabNode], grace: float = 3.0) -> None:
     of everything still running in their namespaces (a few guests hang in halt)."""
     for n in nodes:
         pid = supervisor_pid(n)
-        if pid and _alive(pid):
-            _signal(pid, signal.SIGTERM)
+        if pid and alive(pid):
+            send(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     pending = list(nodes)
     while pending and time.monotonic() < deadline:
@@ -121,7 +121,7 @@ def stop(nodes: list[LabNode], grace: float = 3.0) -> None:
             time.sleep(0.05)
     for n in pending:
         for pid in _node_pids(n):
-            _signal(pid, signal.SIGKILL)
+            send(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while any(_node_pids(n) for n in nodes) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -146,7 +146,7 @@ def cleanup(node: LabNode) -> None:
 
 def _node_pids(node: LabNode) -> list[int]:
     d = Path(node.dir)
-    own = [p for p in (_read_pid(d / "supervisor.pid"), _read_pid(d / "nspawn.pid")) if p and _alive(p)]
+    own = [p for p in (read_pid(d / "supervisor.pid"), read_pid(d / "nspawn.pid")) if p and alive(p)]
     return own + netns.pids(node.netns)
 
 
@@ -158,33 +158,6 @@ def _detach_loops(d: Path) -> None:
     for dev in json.loads(res.stdout).get("loopdevices", []):
         if str(dev.get("back-file") or "").startswith(prefix):
             subprocess.run(["losetup", "-d", dev["name"]], capture_output=True, check=False)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
 
 
 def _run(cmd: list[str]) -> None:
