@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from . import access, sshexec
 from .errors import NodeNotFound, UsageError, VcaError
 from .jobs import STATUS_COMMAND, JobState, reinject_current
 from .providers import Node, Provider, get_provider
-from .providers.base import Say
+from .providers.base import Configurable, Say, Verifiable
 from .state import ClusterSpec, ClusterState, current_cluster_name
 
 if TYPE_CHECKING:
@@ -81,9 +81,17 @@ class Cluster:
         return [by_index[i] for i in dict.fromkeys(indexes)]
 
     # -- verbs ---------------------------------------------------------------------------------
-    def provision(self, count: int, provider: str | None = None, say: Say = _quiet) -> list[Node]:
-        """Add ``count`` nodes with the next free indexes (creating the cluster on first use)."""
-        if count < 1:
+    def provision(self, count: int | None = 1, provider: str | None = None, say: Say = _quiet, *,
+                  total: int | None = None, settings: dict[str, Any] | None = None) -> list[Node]:
+        """Add ``count`` nodes with the next free indexes (creating the cluster on first use).
+
+        With ``total``, converge instead: add only the nodes the cluster lacks to have ``total``
+        (never removes any), so running it again adds nothing. ``settings`` override the provider
+        settings stored with the cluster (provider ec2: region, image, ...).
+        """
+        if total is not None and total < 1:
+            raise UsageError(f"--total must be at least 1, got {total}")
+        if total is None and (count is None or count < 1):
             raise UsageError(f"node count must be at least 1, got {count}")
         existed = self.exists()
         if existed:
@@ -97,12 +105,30 @@ class Cluster:
         else:
             prov = get_provider(provider or DEFAULT_PROVIDER)
         prov.check()
+        if total is not None:
+            have = len(prov.nodes(self.state)) if existed else 0
+            if have >= total:
+                say(f"cluster '{self.name}' has {have} node{'s' if have != 1 else ''}: nothing to add")
+                return []
+            count = total - have
+        assert count is not None
+        stored = self.spec.settings if existed else {}
+        if isinstance(prov, Configurable):
+            # Checked against the provider before anything is made, here or there.
+            to_store = prov.prepare(stored, settings or {}, creating=not existed)
+        elif settings:
+            raise UsageError(f"provider '{prov.name}' takes no settings ({', '.join(sorted(settings))})",
+                             "those options apply to provider ec2")
+        else:
+            to_store = stored
         if not existed:
-            self.state.create(prov.name, {})
+            self.state.create(prov.name, to_store)
+        elif to_store != stored:
+            self.state.save(ClusterSpec(**{**asdict(self.spec), "settings": to_store}))
         try:
             new = prov.create(self.state, count, say)
         except BaseException:
-            if not existed and not prov.nodes(self.state):
+            if not existed and not self._has_nodes(prov):
                 self.state.forget()
             raise
         current = {n.index: n for n in prov.nodes(self.state)}
@@ -124,6 +150,13 @@ class Cluster:
                 result.raise_for_failures("handing the current release to the new nodes")
         return new
 
+    def _has_nodes(self, prov: Provider) -> bool:
+        """Whether the provider shows nodes of the cluster; True when it cannot tell (keep the state)."""
+        try:
+            return bool(prov.nodes(self.state))
+        except VcaError:
+            return True
+
     def teardown(self, say: Say = _quiet) -> list[Node]:
         """Remove every node and forget the cluster. Idempotent."""
         if not self.exists():
@@ -137,6 +170,34 @@ class Cluster:
             )
         self.state.forget()
         return gone
+
+    def destroy(self, purge: bool = False, say: Say = _quiet) -> bool:
+        """Forget the cluster (its local state) once the provider shows that nothing of it is left.
+
+        Refuses while nodes (or, for ec2, anything tagged with the cluster) exist: tear down first.
+        With ``purge``, a cluster whose resources cannot be checked any more (credentials, region or
+        endpoint gone) is forgotten anyway; one whose resources are still there is not.
+        Returns False when there was no such cluster.
+        """
+        if not self.exists():
+            return False
+        try:
+            prov = self.provider
+            left = [f"node {n.name}" for n in prov.nodes(self.state)]
+            if isinstance(prov, Verifiable):
+                left = prov.leftovers(self.state)
+        except VcaError as exc:
+            if not purge:
+                raise VcaError(f"cannot check what is left of cluster '{self.name}': {exc.one_line()}",
+                               "fix that, or forget it anyway with `vca destroy --purge`") from None
+            say(f"cannot check cluster '{self.name}' ({exc.one_line()}); forgetting it (--purge)")
+            left = []
+        if left:
+            shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+            raise UsageError(f"cluster '{self.name}' still has {len(left)} resource(s): {shown}",
+                             "remove them with `vca teardown` first")
+        self.state.forget()
+        return True
 
     def status(self) -> list[NodeStatus]:
         nodes = self.nodes()

@@ -1,38 +1,91 @@
-"""provision, teardown, clusters."""
+"""provision, teardown, destroy, clusters."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.table import Table
 
 from ..errors import UsageError
 from ..providers import PROVIDERS
+from ..providers.ec2_settings import SETTINGS as EC2_SETTINGS
+from ..providers.ec2_settings import read_spec_file
 from ..state import ClusterState, list_clusters
 from .context import App, pass_app
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _ec2_options(fn: F) -> F:
+    """Every ec2 setting as a flag, read from its VCA_EC2_* environment variable when not given."""
+    for s in reversed(EC2_SETTINGS):
+        help_text = f"[ec2] {s.help} (env {s.envvar})"
+        param = "ec2_" + s.key
+        if s.kind == "bool":
+            option = click.option(f"{s.flag}/--no-{s.flag[2:]}", param, default=None, envvar=s.envvar,
+                                  help=help_text)
+        else:
+            kind: Any = {"int": int, "choice": click.Choice(s.choices)}.get(s.kind, str)
+            option = click.option(s.flag, param, type=kind, default=None, envvar=s.envvar, metavar=s.metavar,
+                                  multiple=s.kind in ("list", "map"), help=help_text)
+        fn = option(fn)
+    return fn
+
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("count", required=False, default="1", metavar="[N]")
+@click.argument("count", required=False, default=None, metavar="[N]")
 @click.option("--provider", type=click.Choice(PROVIDERS), default=None, envvar="VCA_PROVIDER",
               help="Where nodes come from (env VCA_PROVIDER). Default: local (a lab of systemd-nspawn "
-                   "machines on this host, needs root). Fixed when the cluster is created.")
+                   "machines on this host, needs root); ec2: Amazon EC2 or any EC2-compatible endpoint "
+                   "(AWS_ENDPOINT_URL). Fixed when the cluster is created.")
+@click.option("--total", type=int, default=None, metavar="N",
+              help="Converge: add only the nodes the cluster lacks to have N in all (never removes any); "
+                   "running it again adds nothing.")
+@click.option("--spec", "spec_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="VCA_SPEC", help="Cluster spec file (YAML: provider, nodes, ec2: {settings}); flags and "
+                                      "environment override it (env VCA_SPEC).")
+@_ec2_options
 @pass_app
-def provision(app: App, count: str, provider: str | None) -> None:
+def provision(app: App, /, count: str | None, provider: str | None, total: int | None, spec_file: Path | None,
+              **ec2: Any) -> None:
     """Add N nodes (default 1) to the cluster, creating it on first use.
 
     Running it again adds N more with the next indexes: `vca provision 4; vca provision 2`
-    gives nodes 0-5. Returns when every new node accepts SSH.
+    gives nodes 0-5. With --total N it converges on N nodes instead. Returns when every new node
+    accepts SSH.
+
+    \b
+    EC2 (credentials only from the AWS chain: AWS_PROFILE, ~/.aws, environment):
+      vca provision --provider ec2 --region eu-west-1 --instance-type c6i.large 10
+      vca provision --total 12          # grow to 12, or nothing when there are 12
+    Settings are stored with the cluster when it is created; later flags change them for new nodes.
     """
-    n = _count(count)
+    settings: dict[str, Any] = {}
+    if spec_file is not None:
+        spec_provider, spec_nodes, settings = read_spec_file(spec_file)
+        provider = provider or spec_provider
+        if count is None and total is None:
+            total = spec_nodes
+    for key, value in ec2.items():
+        if value is not None and value != ():
+            settings[key.removeprefix("ec2_")] = value
+    if count is not None and total is not None:
+        raise UsageError("give N or --total, not both", "N adds nodes, --total N converges on N nodes")
+    n = _count(count) if count is not None else (None if total is not None else 1)
     cluster = app.cluster()
-    new = cluster.provision(n, provider, say=app.say)
+    new = cluster.provision(n, provider, say=app.say, total=total, settings=settings or None)
     from ..cluster import index_ranges
 
-    total = len(cluster.nodes())
+    have = len(cluster.nodes())
+    if not new:
+        app.say(f"cluster '{cluster.name}': nothing added ({have} node{'s' if have != 1 else ''} in all)")
+        return
     app.say(f"cluster '{cluster.name}': added node{'s' if len(new) != 1 else ''} "
-            f"{index_ranges([x.index for x in new])} ({total} node{'s' if total != 1 else ''} in all)")
+            f"{index_ranges([x.index for x in new])} ({have} node{'s' if have != 1 else ''} in all)")
 
 
 def _count(text: str) -> int:
@@ -62,6 +115,25 @@ def teardown(app: App, yes: bool) -> None:
         click.confirm(f"Tear down cluster '{cluster.name}' ({count} nodes)?", abort=True)
     gone = cluster.teardown(say=app.say)
     app.say(f"cluster '{cluster.name}' torn down ({len(gone)} node{'s' if len(gone) != 1 else ''} removed)")
+
+
+@click.command()
+@click.option("--purge", is_flag=True,
+              help="Also forget a cluster whose resources cannot be checked any more (credentials, region "
+                   "or endpoint gone, resources deleted by hand); never one whose resources are still there.")
+@pass_app
+def destroy(app: App, purge: bool) -> None:
+    """Forget the cluster (settings, key, inventory on this machine) once nothing of it is left.
+
+    Checks the provider first (ec2: no instance, security group, key pair, launch template or
+    volume tagged with the cluster) and refuses while anything is there: `vca teardown` removes it.
+    For a cluster whose teardown could not finish, or whose resources were removed by other means.
+    """
+    cluster = app.cluster()
+    if not cluster.destroy(purge=purge, say=app.say):
+        app.say(f"cluster '{cluster.name}' does not exist: nothing to forget")
+        return
+    app.say(f"cluster '{cluster.name}' forgotten")
 
 
 @click.command("clusters")

@@ -8,9 +8,10 @@ import click
 
 from .. import __version__
 from ..errors import VcaError
+from .collect import collect
 from .context import App
 from .jobs import attach, inject, logs, mkpkg, stop
-from .lifecycle import clusters, provision, teardown
+from .lifecycle import clusters, destroy, provision, teardown
 from .nodes import connect, exec_, inventory, ssh_config, status
 from .run import run
 
@@ -35,8 +36,8 @@ def cli(ctx: click.Context, cluster_name: str | None, verbose: int) -> None:
     ctx.obj = App(cluster_name=cluster_name, verbose=verbose)
 
 
-for command in (provision, teardown, clusters, status, connect, exec_, ssh_config, inventory, run,
-                inject, mkpkg, logs, attach, stop):
+for command in (provision, teardown, destroy, clusters, status, connect, exec_, ssh_config, inventory, run,
+                inject, mkpkg, logs, attach, stop, collect):
     cli.add_command(command)
 
 

@@ -55,7 +55,8 @@ def nspawn_command(node: LabNode, root: Path) -> list[str]:
         "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
         f"--network-namespace-path=/run/netns/{node.netns}",
         f"--directory={root}", f"--machine={node.name}", f"--hostname={node.name}",
-        "--console=read-only",  # boot messages land in console.log, for when a node does not come up "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+        "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+        "--console=read-only",  # boot messages land in console.log, for when a node does not come up
         "--kill-signal=SIGRTMIN+4",  # poweroff, not halt: the guest exits instead of hanging
     ]
     cmd += [f"--bind={d}" for d in DEVICE_BINDS if os.path.exists(d)]

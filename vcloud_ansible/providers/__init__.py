@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from .base import Node, Provider
 
-PROVIDERS = ("local",)
+PROVIDERS = ("local", "ec2")
 
 __all__ = ["PROVIDERS", "Node", "Provider", "get_provider"]
 
@@ -15,4 +15,8 @@ def get_provider(name: str) -> Provider:
         from .local import LocalProvider
 
         return LocalProvider()
+    if name == "ec2":
+        from .ec2 import Ec2Provider
+
+        return Ec2Provider()
     raise UsageError(f"unknown provider '{name}'", f"choose one of: {', '.join(PROVIDERS)}")

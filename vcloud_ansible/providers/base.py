@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..state import ClusterState
 
@@ -47,6 +47,23 @@ class Provider(Protocol):
     def inventory_source(self, state: ClusterState) -> Path | None:
         """An inventory the provider maintains itself (e.g. an aws_ec2 plugin file), or None for the
         static inventory.yml that vca generates from ``nodes()``."""
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """A provider with settings (region, image, ...): ``vca provision`` flags, env and spec file."""
+
+    def prepare(self, stored: dict[str, Any], overrides: dict[str, Any], creating: bool) -> dict[str, Any]:
+        """Merge ``overrides`` over the ``stored`` settings and check them against the provider
+        (read-only) before anything is created; return the settings to store with the cluster."""
+
+
+@runtime_checkable
+class Verifiable(Protocol):
+    """A provider that can list everything a cluster left behind, beyond its nodes."""
+
+    def leftovers(self, state: ClusterState) -> list[str]:
+        """One line per resource of the cluster that still exists ("security-group sg-...")."""
 
 
 def role_for(index: int) -> str:

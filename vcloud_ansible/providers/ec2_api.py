@@ -217,7 +217,8 @@ def check_instance_type(ec2: Any, s: Ec2Settings, image: dict[str, Any]) -> None
                          "pick a matching --instance-type or --image")
 
 
-def _lookup(region: str, call: Any, key: str, missing: tuple[str, ...], **kwargs: Any) -> list[dict[str, Any]]:
+def _lookup(region: str, call: Any, key: str, missing: tuple[str, ...],
+            **kwargs: Any) -> list[dict[str, Any]]:
     """``call(**kwargs)[key]``; an error code starting with one of ``missing`` means "none found"."""
     from botocore.exceptions import ClientError
 
@@ -275,23 +276,26 @@ def _network(ec2: Any, s: Ec2Settings) -> tuple[str | None, str | None]:
         if not subnets:
             raise UsageError(f"VPC {s.vpc} not found or without subnets in region {s.region}",
                              "give --subnet, or another --vpc")
-        best = max(subnets, key=lambda x: (bool(x.get("DefaultForAz")), int(x.get("AvailableIpAddressCount", 0))))
+        best = max(subnets, key=lambda x: (bool(x.get("DefaultForAz")),
+                                           int(x.get("AvailableIpAddressCount", 0))))
         return s.vpc, str(best["SubnetId"])
     return None, None
 
 
 def _vpc_cidrs(ec2: Any, vpc_id: str | None, region: str) -> list[str]:
-    filters = [{"Name": "vpc-id", "Values": [vpc_id]}] if vpc_id else [{"Name": "is-default", "Values": ["true"]}]
+    filters = ([{"Name": "vpc-id", "Values": [vpc_id]}] if vpc_id
+               else [{"Name": "is-default", "Values": ["true"]}])
     vpcs = _lookup(region, ec2.describe_vpcs, "Vpcs", (), Filters=filters)
     if not vpcs:
         raise UsageError("the region has no default VPC", "give --subnet or --vpc")
-    return [str(a["CidrBlock"]) for a in vpcs[0].get("CidrBlockAssociationSet", [])] or [str(vpcs[0]["CidrBlock"])]
+    blocks = [str(a["CidrBlock"]) for a in vpcs[0].get("CidrBlockAssociationSet", [])]
+    return blocks or [str(vpcs[0]["CidrBlock"])]
 
 
 def caller_address(url: str = _CALLER_ADDRESS_URL, timeout: float = 5.0) -> str:
     """This machine's public IPv4 address as the internet sees it, as a /32."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https URL
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # a fixed https URL
             text = resp.read(64).decode().strip()
         return str(ipaddress.ip_network(f"{ipaddress.ip_address(text)}/32"))
     except (OSError, ValueError) as exc:

@@ -73,7 +73,8 @@ SETTINGS: tuple[Setting, ...] = (
             f"{DEFAULT_IMAGE_OWNERS}.", metavar="OWNERS"),
     Setting("instance_type", "Instance type. Default: t3.micro.", metavar="TYPE"),
     Setting("key_name", "Use this existing key pair (the cluster's own key is still authorized through "
-            "cloud-init). Default: vca imports the cluster's key as vca-<cluster>.", metavar="NAME"),
+            "cloud-init). Default: vca imports the cluster's key as vca-<cluster>-<key hash>.",
+            metavar="NAME"),
     Setting("security_group", "Use this existing security group (sg-...) instead of one made by vca.",
             metavar="SG"),
     Setting("vpc", "VPC for the cluster (vpc-...). Default: the subnet's VPC, else the default VPC.",
