@@ -51,12 +51,16 @@ unit: venv
 test: host-deps venv lint
 	$(BIN)/python -m pytest -q --timeout=600 --durations=15
 
+# A small local cluster end to end; it is torn down even when a step fails.
 demo: host-deps venv
 	@set -e; trap '$(VCA) -c $(DEMO_CLUSTER) teardown --yes' EXIT; \
+	rm -rf demo-results; \
 	$(VCA) -c $(DEMO_CLUSTER) provision 2; \
+	$(VCA) -c $(DEMO_CLUSTER) inject examples/hello -e GREETING=hello-from-make-demo; \
+	$(VCA) -c $(DEMO_CLUSTER) wait --timeout 120; \
 	$(VCA) -c $(DEMO_CLUSTER) status; \
-	$(VCA) -c $(DEMO_CLUSTER) exec --all -- 'echo "I am $$(hostname), $$(nproc) cores"'; \
-	$(VCA) -c $(DEMO_CLUSTER) run ping
+	$(VCA) -c $(DEMO_CLUSTER) collect result.txt demo-results; \
+	for f in demo-results/*/result.txt; do echo "== $$f"; cat "$$f"; done
 
 bench: host-deps venv
 	$(BIN)/python bench/lab.py

@@ -55,7 +55,8 @@ def test_hello_contract_reinject_and_grow(cluster_name: str) -> None:
     assert "sent to 4 of 4 nodes" in res.stderr and "job started on 4" in res.stderr
     rows = status(c)
     ips = [str(r["address"]) for r in rows]
-    wait_for(lambda: all(r["job"] == "exited(0)" for r in status(c)), "hello to finish everywhere")
+    assert "jobs finished on all 4 nodes" in vca("-c", c, "wait", "--timeout", "60").stderr
+    assert all(r["job"] == "exited(0)" for r in status(c))
     release = rows[0]["release"]
     assert all(r["release"] == release for r in status(c))
     for i in range(4):
@@ -107,7 +108,9 @@ def test_running_job_untouched_until_restart_and_exit_codes(cluster_name: str, t
     assert on_node(c, 0, "readlink ~/vca/current") == f"releases/{r2}"
 
     vca("-c", c, "inject", str(v2), "--restart", "--grace", "2")
-    wait_for(lambda: [r["job"] for r in status(c)] == ["exited(0)", "exited(3)"], "v2 exit codes")
+    waited = vca("-c", c, "wait", "--timeout", "60", "--interval", "0.5", check=False)
+    assert waited.returncode == 1 and f"{c}-1 (exited(3))" in waited.stderr and f"{c}-0 " not in waited.stderr
+    assert [r["job"] for r in status(c)] == ["exited(0)", "exited(3)"]
     assert all(r["job_release"] == r2 for r in status(c))
     assert "sleep 600" not in on_node(c, 0, "ps -eo args")  # v1 was stopped
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -126,3 +127,36 @@ def _ssh_exec(app: App, node: str, command: str, tty: bool = False) -> None:
     argv = ssh_command(cluster.state, target, "-t" if tty else "-T", batch=not tty)
     sys.stdout.flush()
     os.execvp(argv[0], [*argv, "--", command])
+
+
+@click.command("wait")
+@click.option("--timeout", default=3600.0, show_default=True, type=click.FloatRange(0),
+              help="Give up after this many seconds (exit 1).")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.2),
+              help="Seconds between looks at the nodes.")
+@pass_app
+def wait(app: App, timeout: float, interval: float) -> None:
+    """Wait until no node runs a job; exit non-zero naming nodes whose job failed or that are down.
+
+    \b
+      vca inject my_code/ && vca wait && vca collect out/ results/
+    """
+    from ..errors import RemoteFailed, VcaError
+
+    cluster = app.cluster()
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = cluster.status()
+        running = [s for s in rows if s.job and s.job.job == "running"]
+        if not running:
+            break
+        if time.monotonic() >= deadline:
+            raise VcaError(f"jobs still running after {timeout:.0f} s on {', '.join(s.node.name for s in running)}")
+        app.say(f"{len(running)} of {len(rows)} nodes still running")
+        time.sleep(interval)
+    bad = [s for s in rows if s.state != "up" or (s.job and s.job.job == "exited" and s.job.exit != "0")]
+    if bad:
+        detail = ", ".join(f"{s.node.name} ({s.job.label if s.state == 'up' and s.job else s.state})" for s in bad)
+        raise RemoteFailed(f"jobs finished; not successful on {len(bad)} of {len(rows)} nodes: {detail}",
+                           [s.node.name for s in bad])
+    app.say(f"jobs finished on all {len(rows)} nodes")

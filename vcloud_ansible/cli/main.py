@@ -10,7 +10,7 @@ from .. import __version__
 from ..errors import VcaError
 from .collect import collect
 from .context import App
-from .jobs import attach, inject, logs, mkpkg, stop
+from .jobs import attach, inject, logs, mkpkg, stop, wait
 from .lifecycle import clusters, destroy, provision, teardown
 from .nodes import connect, exec_, inventory, ssh_config, status
 from .run import run
@@ -37,7 +37,7 @@ def cli(ctx: click.Context, cluster_name: str | None, verbose: int) -> None:
 
 
 for command in (provision, teardown, destroy, clusters, status, connect, exec_, ssh_config, inventory, run,
-                inject, mkpkg, logs, attach, stop, collect):
+                inject, mkpkg, logs, attach, stop, wait, collect):
     cli.add_command(command)
 
 
@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f" (see '{ctx.command_path} --help')" if ctx else ""
         click.echo(f"vca: error: {exc.format_message()}{where}", err=True)
         return exc.exit_code
+    except OSError as exc:  # a file vca needs is unreadable, a disk is full, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"vca: error: {exc.strerror or exc}{where}", err=True)
+        return 1
     except KeyboardInterrupt:
         click.echo("vca: interrupted", err=True)
         return 130
