@@ -138,10 +138,7 @@ def mkpkg(source_dir: Path, out: Path | None = None) -> PackedRelease:
                          "create it or pick another path")
     tmp, digest, size = _pack_to_temp(members, out_dir)
     release_id = digest[:12]
-    if out is None or out.is_dir():
-        target = out_dir / f"{source_dir.resolve().name}-{release_id}.tar.gz"
-    else:
-        target = out
+    target = out_dir / f"{source_dir.resolve().name}-{release_id}.tar.gz" if out is None or out.is_dir() else out
     tmp.chmod(0o644)  # mkstemp made it private; this one is the user's to share
     os.replace(tmp, target)
     return PackedRelease(target, release_id, launch, size, "gz")
