@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 lint: venv
-	$(BIN)/ruff check vcloud_ansible tests bench
+	$(BIN)/ruff check vcloud_ansible tests bench roles/*/action_plugins
 	$(BIN)/mypy
 	ANSIBLE_COLLECTIONS_PATH=$$($(BIN)/python -c 'import vcloud_ansible.paths as p; print(p.collections_path())') \
 	  $(BIN)/ansible-lint --offline -q playbooks roles

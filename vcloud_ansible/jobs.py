@@ -35,10 +35,11 @@ class JobOptions:
     tmux: bool = False
     restart: bool = False
     grace: int = 10
+    bucket: str = ""  # S3 bucket the nodes download the package from ("" = over SSH)
 
     def extravars(self) -> dict[str, object]:
         return {"job_env": self.env, "procs": self.procs, "mem_kb": self.mem_kb, "tmux": self.tmux,
-                "restart": self.restart, "grace": self.grace}
+                "restart": self.restart, "grace": self.grace, "bucket": self.bucket}
 
 
 @dataclass

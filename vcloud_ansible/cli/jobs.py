@@ -30,9 +30,12 @@ from .run import parse_extravars
               help="Run each process in tmux so that `vca attach --tmux` can join it.")
 @click.option("--grace", default=10, show_default=True, type=click.IntRange(0, 3600),
               help="Seconds between SIGTERM and SIGKILL when stopping a job.")
+@click.option("--bucket", envvar="VCA_PACKAGE_BUCKET", default=None, metavar="NAME",
+              help="S3 bucket (env VCA_PACKAGE_BUCKET): upload the package once, nodes download it through a "
+                   "presigned URL instead of receiving it over SSH. Credentials: the standard AWS chain.")
 @pass_app
 def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...], restart: bool,
-           procs: str, mem: str | None, tmux: bool, grace: int) -> None:
+           procs: str, mem: str | None, tmux: bool, grace: int, bucket: str | None) -> None:
     """Put PACKAGE on the nodes and run its launch script there, detached.
 
     PACKAGE is a folder or a tarball (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz) with an executable
@@ -47,7 +50,7 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
     """
     options = JobOptions(
         env={k: str(v) for k, v in parse_extravars(env).items()}, procs=parse_procs(procs),
-        mem_kb=parse_mem(mem), tmux=tmux, restart=restart, grace=grace,
+        mem_kb=parse_mem(mem), tmux=tmux, restart=restart, grace=grace, bucket=bucket or "",
     )
     cluster = app.cluster()
     result = do_inject(cluster, package, options, parse_indexes(nodes) or None, verbose=app.verbose,
@@ -57,9 +60,11 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
     if reports:
         rid = next(iter(reports.values()))["release_id"]
         sent = sum(1 for r in reports.values() if r["sent"])
+        how = "fetched from the package bucket by" if any(r.get("via") == "s3" for r in reports.values()) \
+            else "sent to"
         started = sum(1 for r in reports.values() if r["job"] == "started")
-        app.say(f"release {rid}: sent to {sent} of {len(reports)} nodes (the others had it), "
-                f"job started on {started}")
+        had = f" (the other {len(reports) - sent} had it)" if sent < len(reports) else ""
+        app.say(f"release {rid}: {how} {sent} of {len(reports)} nodes{had}, job started on {started}")
     busy = [h for h, r in sorted(reports.items()) if r["job"] == "busy"]
     if busy:
         app.say(f"a job of an earlier release is still running on {', '.join(busy)}: "

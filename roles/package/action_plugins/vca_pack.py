@@ -27,9 +27,19 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             packed = prepare(Path(os.path.expanduser(str(src))).resolve(), Path(cache))
         except VcaError as exc:
             raise AnsibleActionFail(exc.one_line()) from None
+        url = ""
+        bucket = args.get("bucket")
+        if bucket:  # upload once; nodes pull it themselves
+            from vcloud_ansible.objectstore import publish
+
+            key = f"{args.get('prefix') or 'vca'}/releases/{packed.path.name}"
+            try:
+                url = publish(packed.path, str(bucket), key)
+            except VcaError as exc:
+                raise AnsibleActionFail(exc.one_line()) from None
         result.update(
             changed=False, path=str(packed.path), release_id=packed.release_id, launch=packed.launch,
-            size=packed.size, compression=packed.compression,
+            size=packed.size, compression=packed.compression, url=url,
         )
         return result
 

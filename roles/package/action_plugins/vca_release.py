@@ -57,11 +57,13 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                 msg = (boot["stderr"] or boot["stdout"]).strip()[-300:]
                 raise AnsibleActionFail(f"installing python3 on the node failed: {msg}")
         tarball = f"{home}/vca/incoming/{rid}.tar"
-        sent = facts.get("have") != "1"
+        needed = facts.get("have") != "1"
+        url = str(a.get("url") or "")
+        sent = needed and not url  # with a presigned URL the node downloads it itself
         if sent:
             self._connection.put_file(str(a["path"]), tarball)
 
-        out = self._sh("sh -s", in_data=_install_script(a, rid, tarball, nodes, env))
+        out = self._sh("sh -s", in_data=_install_script(a, rid, tarball, nodes, env, url if needed else ""))
         report = _kv(out["stdout"])
         errors = [line[6:] for line in out["stdout"].splitlines() if line.startswith("error=")]
         if out["rc"] != 0 or errors:
@@ -69,12 +71,15 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             result.update(failed=True, msg=f"installing release {rid} failed: {detail}")
             return result
         job = report.get("job", "")
-        result["vca_report"] = {"release_id": rid, "sent": sent, "job": job,
+        fetched = report.get("fetched") == "1"
+        result["vca_report"] = {"release_id": rid, "sent": sent or fetched, "via": "s3" if fetched else "ssh",
+                                "job": job,
                                 "job_release": report.get("job_release", "")}
+        changed = (sent or fetched or bootstrapped or report.get("release") == "installed"
+                   or report.get("contract") == "changed" or report.get("agent") == "updated" or job == "started")
         result.update(
-            changed=sent or bootstrapped or report.get("release") == "installed" or report.get("contract") == "changed"
-            or report.get("agent") == "updated" or job == "started",
-            release_id=rid, sent=sent, bootstrapped=bootstrapped, release=report.get("release"), contract=report.get("contract"),
+            changed=changed, release_id=rid, sent=sent, bootstrapped=bootstrapped, release=report.get("release"),
+            contract=report.get("contract"),
             job=job, job_release=report.get("job_release", rid if job == "started" else ""),
             procs=report.get("procs"),
         )
@@ -140,7 +145,7 @@ def _contract_env(nodes: list[dict[str, Any]], me: str, rid: str, tv: dict[str, 
 
 
 def _install_script(a: dict[str, Any], rid: str, tarball: str, nodes: list[dict[str, Any]],
-                    env: dict[str, str]) -> str:
+                    env: dict[str, str], url: str) -> str:
     hosts = "".join(f"{n['private_ip']}\t{n['name']}\n" for n in nodes)
     envfile = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     q = shlex.quote
@@ -162,9 +167,25 @@ cat > "$T/hosts" <<'{EOF_MARK}'
 {hosts}{EOF_MARK}
 cat > "$T/env" <<'{EOF_MARK}'
 {envfile}{EOF_MARK}
-"$V/bin/vca-node" install {q(rid)} {q(str(a.get("compression", "gz")))} {q(tarball)}
+{_download(url, tarball)}"$V/bin/vca-node" install {q(rid)} {q(str(a.get("compression", "gz")))} {q(tarball)}
 "$V/bin/vca-node" switch {q(rid)}
 "$V/bin/vca-node" contract "$T"
 "$V/bin/vca-node" launch {launch} "$T/env"
 rm -rf "$T"
 """
+
+
+def _download(url: str, tarball: str) -> str:
+    """Shell lines that fetch the release from a presigned URL (curl, wget or python3, what the node has)."""
+    if not url:
+        return ""
+    u, t = shlex.quote(url), shlex.quote(tarball)
+    return f"""if [ ! -d "$V/releases/$(basename {t} .tar)" ]; then
+  if command -v curl >/dev/null 2>&1; then curl -fsS --retry 3 -o {t} {u}
+  elif command -v wget >/dev/null 2>&1; then wget -q -O {t} {u}
+  else python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' {u} {t}
+  fi || {{ echo "error=downloading the release from the package bucket failed"; exit 1; }}
+  echo fetched=1
+fi
+"""
+

@@ -17,6 +17,14 @@ options:
   cache_dir:
     description: Where packed releases are kept. Default the cluster's releases folder in VCA_HOME.
     type: path
+  bucket:
+    description:
+      - S3 bucket to upload the release to once; nodes then download it through a presigned URL
+        (no credentials on nodes). Credentials and endpoint come from the standard AWS chain.
+    type: str
+  prefix:
+    description: Key prefix in the bucket (the cluster name by default in the package role).
+    type: str
 author: vca developers
 """
 
@@ -24,4 +32,5 @@ RETURN = r"""
 release_id: {description: Content hash of the tarball (12 hex characters)., type: str, returned: always}
 path: {description: The tarball to send., type: str, returned: always}
 compression: {description: "gz, bz2, xz or empty.", type: str, returned: always}
+url: {description: Presigned download URL when a bucket is used, else empty., type: str, returned: always}
 """

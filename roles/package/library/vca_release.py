@@ -15,6 +15,10 @@ options:
   path: {description: Local tarball (from vca_pack)., type: path, required: true}
   release_id: {description: Release id (from vca_pack)., type: str, required: true}
   compression: {description: "How to unpack: gz, bz2, xz or empty.", type: str, default: gz}
+  url:
+    description: Presigned URL the node downloads the release from (instead of receiving it over SSH).
+    type: str
+    default: ""
   env: {description: Extra environment variables of the job., type: dict, default: {}}
   procs: {description: "Processes per node, or auto (one per core).", type: str, default: "1"}
   mem_kb: {description: Address-space limit per process in KiB (0 = none)., type: int, default: 0}
