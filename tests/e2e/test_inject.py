@@ -118,13 +118,14 @@ def test_running_job_untouched_until_restart_and_exit_codes(cluster_name: str, t
 def test_procs_stop_and_logs_follow(cluster_name: str, tmp_path: Path) -> None:
     c = cluster_name
     vca("-c", c, "provision", "1")
-    pkg = make_pkg(tmp_path / "p", 'echo "proc $VCA_PROC_INDEX of $VCA_NUM_PROCS on $VCA_CPUS cpus" '
-                   '> "out-$VCA_PROC_INDEX"; i=0; while [ $i -lt 600 ]; do echo "tick $i"; i=$((i+1)); '
-                   'sleep 0.2; done')
-    vca("-c", c, "inject", str(pkg), "--procs", "2")
+    pkg = make_pkg(tmp_path / "p", 'echo "proc $VCA_PROC_INDEX of $VCA_NUM_PROCS on $VCA_CPUS cpus, '
+                   'limit $(ulimit -v)" > "out-$VCA_PROC_INDEX"; i=0; while [ $i -lt 600 ]; do echo "tick $i"; '
+                   'i=$((i+1)); sleep 0.2; done')
+    vca("-c", c, "inject", str(pkg), "--procs", "2", "--mem", "300M")
     wait_for(lambda: status(c)[0]["job"] == "running (2/2)", "two processes")
     assert on_node(c, 0, "cat ~/vca/current/out-0").startswith("proc 0 of 2 on ")
     assert on_node(c, 0, "cat ~/vca/current/out-1").startswith("proc 1 of 2 on ")
+    assert on_node(c, 0, "cat ~/vca/current/out-1").endswith(f"limit {300 * 1024}")
 
     follow = subprocess.Popen(
         [*_vca_argv(), "-c", c, "logs", "0", "-f", "--tail", "1"], stdout=subprocess.PIPE, text=True)
