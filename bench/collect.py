@@ -1,0 +1,144 @@
+"""Benchmark: `vca collect` against parallel `scp -r` (one per node, fresh connections, all at once).
+
+Provisions its own lab cluster (8 nodes by default) under a VCA_HOME of its own, writes 100 MB of
+incompressible data spread over many files (from /dev/urandom on the nodes), then times both ways of
+bringing it back, alternating, several runs each. Neither side reuses an SSH connection from an earlier
+run: scp runs with ControlMaster off, and vca's control masters are closed before each of its runs.
+Prints a Markdown table and writes bench/results/collect.json. Target: vca at most 1.3x scp.
+
+    sudo /tmp/probe-venv/bin/python bench/collect.py [--nodes 8] [--mb 100] [--files 200] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "collect.json"
+REMOTE = "/root/bench-results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=8)
+    ap.add_argument("--mb", type=int, default=100, help="total MiB across all nodes")
+    ap.add_argument("--files", type=int, default=200, help="files per node")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cluster", default=f"bcol{os.getpid() % 10000}")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    home = Path(tempfile.mkdtemp(prefix="vca-bench-collect-"))
+    os.environ["VCA_HOME"] = str(home / "home")
+    from vcloud_ansible.cluster import Cluster
+
+    cluster = Cluster(args.cluster)
+    try:
+        cluster.provision(args.nodes)
+        file_size = args.mb * (1 << 20) // args.nodes // args.files
+        write_data(cluster, args.files, file_size)
+        rows = measure(cluster, home, args.runs, args.nodes * args.files)
+    finally:
+        cluster.teardown()
+        shutil.rmtree(home, ignore_errors=True)
+    report = summarise(rows, args, file_size)
+    print(markdown(report))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def write_data(cluster: Any, files: int, size: int) -> None:
+    cmd = (f"rm -rf {REMOTE} && mkdir -p {REMOTE}/sub && cd {REMOTE} && i=0; while [ $i -lt {files} ]; do "
+           f"d=.; [ $((i % 4)) = 0 ] && d=sub; head -c {size} /dev/urandom > $d/f$i.bin; i=$((i+1)); done")
+    bad = [r for r in cluster.exec(cmd, timeout=300) if r.rc != 0]
+    if bad:
+        raise SystemExit(f"writing data failed on {bad[0].node.name}: {bad[0].stderr}")
+
+
+def close_masters(cluster: Any) -> None:
+    """Close the SSH control masters of the cluster's nodes, so the next run starts cold."""
+    cfg = str(cluster.state.ssh_config_path)
+    procs = [subprocess.Popen(["ssh", "-F", cfg, "-O", "exit", n.name], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for n in cluster.nodes()]
+    for p in procs:
+        p.wait()
+
+
+def run_vca(cluster: Any, dest: Path) -> float:
+    close_masters(cluster)
+    t = time.monotonic()
+    res = subprocess.run([sys.executable, "-m", "vcloud_ansible.cli.main", "-c", cluster.name, "collect",
+                          REMOTE, str(dest)], capture_output=True, text=True, check=False)
+    took = time.monotonic() - t
+    if res.returncode != 0:
+        raise SystemExit(f"vca collect failed:\n{res.stderr}")
+    return took
+
+
+def run_scp(cluster: Any, dest: Path) -> float:
+    cfg = str(cluster.state.ssh_config_path)
+    dest.mkdir(parents=True)
+    nodes = cluster.nodes()
+    t = time.monotonic()
+    procs = [subprocess.Popen(["scp", "-F", cfg, "-o", "ControlMaster=no", "-o", "ControlPath=none", "-q",
+                               "-r", f"{n.name}:{REMOTE}", str(dest / n.name)]) for n in nodes]
+    rcs = [p.wait() for p in procs]
+    took = time.monotonic() - t
+    if any(rcs):
+        raise SystemExit(f"scp failed: exit codes {rcs}")
+    return took
+
+
+def count_files(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*.bin") if p.is_file())
+
+
+def measure(cluster: Any, home: Path, runs: int, expected: int) -> dict[str, list[float]]:
+    rows: dict[str, list[float]] = {"vca collect": [], "parallel scp -r": []}
+    for i in range(runs):
+        for name, fn in (("vca collect", run_vca), ("parallel scp -r", run_scp)):
+            dest = home / f"out-{name.split()[0]}-{i}"
+            rows[name].append(fn(cluster, dest))
+            got = count_files(dest)
+            if got != expected:
+                raise SystemExit(f"{name} brought back {got} files, expected {expected}")
+            shutil.rmtree(dest)
+    return rows
+
+
+def summarise(rows: dict[str, list[float]], args: argparse.Namespace, file_size: int) -> dict[str, Any]:
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    return {
+        "benchmark": "collect",
+        "nodes": args.nodes, "files_per_node": args.files, "file_bytes": file_size,
+        "total_mb": round(args.nodes * args.files * file_size / 1e6, 1), "runs": args.runs,
+        "cpus": os.cpu_count(),
+        "seconds": {k: [round(x, 3) for x in v] for k, v in rows.items()},
+        "median_seconds": {k: round(v, 3) for k, v in med.items()},
+        "ratio_vca_to_scp": round(med["vca collect"] / med["parallel scp -r"], 2),
+        "target_ratio": 1.3,
+    }
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = [f"collect: {r['total_mb']} MB in {r['nodes'] * r['files_per_node']} files on {r['nodes']} nodes, "
+             f"{r['runs']} runs each, {r['cpus']} CPUs", "",
+             "| method | median s | runs (s) |", "| --- | --- | --- |"]
+    for k, v in r["median_seconds"].items():
+        lines.append(f"| {k} | {v:.2f} | {', '.join(f'{x:.2f}' for x in r['seconds'][k])} |")
+    lines += ["", f"ratio vca / scp: {r['ratio_vca_to_scp']} (target <= {r['target_ratio']})"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

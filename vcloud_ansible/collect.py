@@ -1,0 +1,741 @@
+"""Collect result files from nodes: the logic shared by the ``vca_collect`` action and ``vca collect``.
+
+Per node, one shell round trip resolves REMOTE on the node (relative to ``~/vca/current`` unless
+absolute or ``~/``; globs expanded by the node's shell; folders recursive), lists every file with its
+sha256 and makes ONE compressed tarball of the files the controller lacks. ``vca collect`` reads it
+from the same ssh stream, right behind the listing; the Ansible action (playbooks/collect.yml) has it
+written to a temporary file that it fetches over its open connection. Both transports are in
+vcloud_ansible.collect_transport; nothing runs Python on the node.
+
+On the controller the archive is read as a stream and never extracted by its own member names: each
+member must be a regular file that the node listed, its local name is derived by vca from the listed
+remote path (no ``..``, no absolute path, no write through a link that leaves the node's folder), its
+content is written to a staging file and checked against the node's sha256, and only then moved into
+place under the overwrite rule (same content: fine; other content: kept, the node fails, unless
+``overwrite``). Every placed file gets an entry in the manifest beside the results.
+
+Links on the node: a link to a file inside the collected tree travels as a copy of that file (no link is
+ever created locally); links that point outside it, and links to folders, are skipped and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shlex
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import UsageError, VcaError
+
+MANIFEST_NAME = "vca-manifest.json"
+MANIFEST_FORMAT = "vca-collect-manifest/1"
+COMPRESSIONS = ("auto", "zstd", "gz", "none")
+_GLOB_CHARS = frozenset("*?[")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+Opener = Callable[[], contextlib.AbstractContextManager[tarfile.TarFile]]
+
+
+class CollectError(VcaError):
+    """Collecting from one node failed (nothing matched, unsafe name, conflict, bad archive)."""
+
+
+class Conflict(CollectError):
+    """A local file exists with other content and ``overwrite`` is off."""
+
+
+class UnsafePath(CollectError):
+    """A remote name that would land outside the node's local folder."""
+
+
+# -- what to fetch, and where it lands ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """REMOTE as the node's shell sees it: a base folder and a pattern relative to it.
+
+    ``base`` is ``release`` (the node's ``~/vca/current``), ``home`` or ``root`` (``/``). ``prefix`` is
+    the part of the pattern without glob characters that local paths are relative to: the matches'
+    folder, or with ``contents`` the match itself (REMOTE ``.``, ``dir/``, or ``--suffix`` without a glob,
+    the old ``scp -r node:dir LOCAL.0`` form).
+    """
+
+    given: str
+    base: str
+    pattern: str
+    prefix: str
+    contents: bool
+
+    @classmethod
+    def parse(cls, remote: str, suffix: bool = False) -> RemoteSpec:
+        if not remote or not remote.strip() or "\0" in remote or "\n" in remote:
+            raise UsageError(f"bad REMOTE path {remote!r}", "give a file, folder or glob on the nodes")
+        text = remote
+        if text == "~" or text.startswith("~/"):
+            base, text = "home", text[2:] or "."
+        elif text.startswith("/"):
+            base, text = "root", text.lstrip("/") or "."
+        else:
+            base = "release"
+        pattern = posixpath.normpath(text)
+        globbed = any(c in _GLOB_CHARS for c in pattern)
+        contents = pattern == "." or remote.endswith("/") or (suffix and not globbed)
+        if contents and not globbed:
+            prefix = pattern
+        else:
+            parts = pattern.split("/")
+            fixed: list[str] = []
+            for part in parts[:-1]:
+                if any(c in _GLOB_CHARS for c in part):
+                    break
+                fixed.append(part)
+            prefix = "/".join(fixed) or "."
+        return cls(remote, base, pattern, prefix, contents and not globbed)
+
+
+def node_dir_name(cluster: str | None, index: int | None, host: str) -> str:
+    """``<cluster>-<index>`` when the inventory says both, else the inventory host name."""
+    return f"{cluster}-{index}" if cluster and index is not None else host
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where results land: ``LOCAL/<cluster>-<index>/`` with LOCAL/vca-manifest.json, or with ``suffix``
+    the old flat form ``LOCAL.<index>`` with ``LOCAL.manifest.json`` beside it."""
+
+    local: Path
+    suffix: bool = False
+
+    @classmethod
+    def make(cls, local: str | Path, suffix: bool = False) -> Layout:
+        path = Path(os.path.abspath(Path(local).expanduser()))
+        if suffix and path == path.parent:
+            raise UsageError("--suffix needs a LOCAL name such as results/out (files land in out.0, out.1, ...)")
+        return cls(path, suffix)
+
+    @property
+    def base(self) -> Path:
+        """The folder holding the manifest; manifest paths are relative to it."""
+        return self.local.parent if self.suffix else self.local
+
+    @property
+    def manifest_path(self) -> Path:
+        if self.suffix:
+            return self.local.parent / f"{self.local.name}.manifest.json"
+        return self.local / MANIFEST_NAME
+
+    def node_root(self, dir_name: str, index: int | None) -> Path:
+        if self.suffix:
+            return self.local.with_name(f"{self.local.name}.{index if index is not None else dir_name}")
+        return self.local / dir_name
+
+    def check(self) -> None:
+        """LOCAL must be (or become) a folder; with ``suffix`` its parent must be."""
+        folder = self.base
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"LOCAL {folder} is a file", "give a folder (it is created when missing)")
+
+    def prepare(self) -> None:
+        self.check()
+        self.base.mkdir(parents=True, exist_ok=True)
+
+
+def local_rel(remote_path: str, prefix_path: str, allow_self: bool) -> str:
+    """The local path (relative to the node's folder) of ``remote_path`` found under ``prefix_path``.
+
+    Raises ``UnsafePath`` for anything that is not plainly below the prefix: ``..`` or ``.`` components,
+    empty components, NUL. ``allow_self``: the prefix is itself a file (``--suffix`` with one file), ``""``.
+    """
+    if "\0" in remote_path:
+        raise UnsafePath(f"refused remote name {remote_path!r}: it contains a NUL byte")
+    if remote_path == prefix_path:
+        if allow_self:
+            return ""
+        raise UnsafePath(f"refused remote name {remote_path!r}: it is the collected folder itself")
+    head = prefix_path.rstrip("/") + "/"
+    if not remote_path.startswith(head):
+        raise UnsafePath(f"refused remote name {remote_path!r}: it is not below {prefix_path}")
+    rel = remote_path[len(head):]
+    parts = rel.split("/")
+    if not rel or any(p in ("", ".", "..") for p in parts):
+        raise UnsafePath(f"refused remote name {remote_path!r}: it would land outside the node's folder")
+    return rel
+
+
+def join_remote(base: str, rel: str) -> str:
+    """The node shell's ``$B/$m``: ``rel`` under the absolute ``base``; ``.`` is the base itself."""
+    if rel in ("", "."):
+        return base
+    return base.rstrip("/") + "/" + rel
+
+
+# -- the node side: one shell round trip ----------------------------------------------------------------
+
+_NODE_SCRIPT = r"""set -u
+umask 077
+M=
+# Records go to stdout, or when streaming to the file $M: flush sends "<bytes>\n" and the records, so the
+# controller knows exactly where the archive starts.
+out() { if [ -n "$M" ]; then printf '%s=%s\0' "$1" "$2" >> "$M"; else printf '%s=%s\0' "$1" "$2"; fi; }
+flush() { if [ -n "$M" ]; then printf '%s\n' "$(wc -c < "$M")"; cat "$M"; M=; fi; }
+fail() { out error "$1"; flush; [ -n "${T:-}" ] && rm -rf "$T"; exit 0; }
+for tool in find sha256sum tar sed grep xargs realpath mktemp; do
+  command -v "$tool" >/dev/null 2>&1 || fail "the node lacks $tool (GNU find, tar, coreutils are needed)"
+done
+V="$HOME/vca"
+mkdir -p "$V/incoming" 2>/dev/null || fail "cannot create $V/incoming"
+# Left by a controller that went away before it could clean up (it removes its own at once).
+find "$V/incoming" -maxdepth 1 -name '.collect.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null
+T=$(mktemp -d "$V/incoming/.collect.XXXXXX") || fail "cannot create a temporary folder in $V/incoming"
+if [ @STREAM@ = 1 ]; then M="$T/meta"; : > "$M"; fi
+out host "$(hostname 2>/dev/null || uname -n)"
+out tmp "$T"
+case @BASE@ in
+  release) cd "$V/current" 2>/dev/null ||
+    fail "no release on this node (nothing injected yet): give REMOTE as an absolute path or ~/..." ;;
+  home) cd "$HOME" || fail "cannot enter $HOME" ;;
+  *) cd / || fail "cannot enter /" ;;
+esac
+B=$(pwd -P)
+out base "$B"
+: > "$T/files"
+n=0
+PAT=@PATTERN@
+IFS=''
+# Pathname expansion only (IFS is empty, so no field splitting): the node's shell expands the glob.
+set -- $PAT
+unset IFS
+for m in "$@"; do
+  [ -e "$m" ] || [ -L "$m" ] || continue
+  n=$((n + 1))
+  case "$m" in .) r=$B ;; *) r="${B%/}/$m" ;; esac
+  out root "$r"
+  find -H "$r" -path "$T" -prune -o -type f -print0 >> "$T/files" 2>>"$T/err"
+  find -H "$r" -path "$T" -prune -o -type l -print0 > "$T/links" 2>>"$T/err"
+  R=$(realpath -e -- "$r")
+  # A link travels as a copy of its file when that file is inside the collected tree; else it is skipped.
+  xargs -0 -r sh -c '
+    R=$1; F=$2; shift 2
+    for l; do
+      t=$(realpath -e -- "$l" 2>/dev/null) || t=
+      if [ -n "$t" ] && [ -f "$t" ] && [ "${t#"$R"/}" != "$t" ]; then printf "%s\0" "$l" >> "$F"
+      else printf "link=%s\0" "$l"; fi
+    done' sh "$R" "$T/files" < "$T/links" >> "$T/skipped"
+done
+if [ -s "$T/skipped" ]; then if [ -n "$M" ]; then cat "$T/skipped" >> "$M"; else cat "$T/skipped"; fi; fi
+[ "$n" -gt 0 ] || fail "nothing matches @SHOWN@ on this node"
+if [ -s "$T/err" ]; then fail "cannot list: $(tail -c 300 "$T/err" | tr '\n' ' ')"; fi
+# Records "<sha256>  <path>" NUL-terminated, as sha256sum -z writes them. OpenSSL uses the CPU's SHA
+# instructions (several times faster than coreutils); its output is line based, so not for names with newlines.
+if command -v openssl >/dev/null 2>&1 && [ "$(tr -dc '\n' < "$T/files" | wc -c)" = 0 ]; then
+  xargs -0 -r openssl dgst -sha256 -r < "$T/files" 2>"$T/err" |
+    sed 's/^\([0-9a-f]\{64\}\) \*/\1  /' | tr '\n' '\0' > "$T/sums"
+else
+  xargs -0 -r sha256sum -z -- < "$T/files" > "$T/sums" 2>"$T/err"
+fi
+[ -s "$T/err" ] && fail "cannot read: $(tail -c 300 "$T/err" | tr '\n' ' ')"
+if [ -n "$M" ]; then sed -z 's/^/file=/' "$T/sums" >> "$M"; else sed -z 's/^/file=/' "$T/sums"; fi
+printf '%s' @SKIP@ > "$T/skip"
+if [ -s "$T/skip" ]; then grep -zvxFf "$T/skip" "$T/sums" > "$T/send"; else cp "$T/sums" "$T/send"; fi
+sed -z 's/^[0-9a-f]\{64\}  \///' "$T/send" > "$T/names"
+if [ -s "$T/names" ]; then
+  C=none
+  for c in @COMPRESSORS@; do
+    case $c in
+      zstd) command -v zstd >/dev/null 2>&1 && { C=zstd; break; } ;;
+      gz) command -v gzip >/dev/null 2>&1 && { C=gz; break; } ;;
+      none) C=none; break ;;
+    esac
+  done
+  case $C in zstd) set -- -I "zstd -1 -q" ;; gz) set -- -I "gzip -1" ;; *) set -- ;; esac
+  # -h, --hard-dereference: every listed file travels as a whole file; --no-recursion: exactly those.
+  if [ @STREAM@ = 1 ]; then
+    # The archive follows the records on stdout: the controller unpacks while the node still sends.
+    out comp "$C"
+    out done 1
+    out stream 1
+    flush
+    tar -C / --null --no-recursion -h --hard-dereference -T "$T/names" "$@" -cf - 2>"$T/err"
+    rc=$?
+    [ "$rc" -le 1 ] || tail -c 300 "$T/err" >&2
+    rm -rf "$T"
+    exit "$rc"
+  fi
+  tar -C / --null --no-recursion -h --hard-dereference -T "$T/names" "$@" -cf "$T/data" 2>"$T/err"
+  rc=$?
+  [ "$rc" -le 1 ] || fail "tar failed: $(tail -c 300 "$T/err" | tr '\n' ' ')"
+  out comp "$C"
+  out archive "$T/data"
+fi
+out done 1
+flush
+if [ @STREAM@ = 1 ]; then rm -rf "$T"; fi
+"""
+
+
+def node_script(spec: RemoteSpec, skip: Iterable[tuple[str, str]], compressors: Sequence[str],
+                stream: bool = False) -> str:
+    """The shell script one node runs (``sh -s``): prints NUL-terminated ``key=value`` records.
+
+    ``skip``: (sha256, remote path) of files the controller already holds; the node leaves those out of
+    the archive when they are unchanged. ``compressors``: the node takes the first it has. Without
+    ``stream`` the archive is left in a temporary file (``archive=``) for the controller to fetch; with
+    it, the archive follows the record ``stream=1`` on stdout.
+    """
+    skip_text = "".join(f"{sha}  {path}\n" for sha, path in skip
+                        if _SHA_RE.match(sha) and "\n" not in path)  # grep -z patterns are lines
+    words = " ".join(c for c in compressors if c in ("zstd", "gz", "none")) or "none"
+    values = {"BASE": spec.base, "PATTERN": shlex.quote(spec.pattern), "SHOWN": _sh_double_quoted(spec.given),
+              "SKIP": shlex.quote(skip_text), "COMPRESSORS": words, "STREAM": "1" if stream else "0"}
+    # One pass, so that a value holding "@...@" is never substituted again.
+    return re.sub(r"@([A-Z]+)@", lambda m: values[m.group(1)], _NODE_SCRIPT)
+
+
+def _sh_double_quoted(text: str) -> str:
+    """``text`` for inside a double-quoted shell string: no expansion."""
+    return "".join("\\" + c if c in '"$`\\' else c for c in text)
+
+
+@dataclass
+class Probe:
+    """What a node's script reported."""
+
+    host: str = ""
+    tmp: str = ""
+    base: str = ""
+    roots: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # remote path -> sha256
+    links: list[str] = field(default_factory=list)  # skipped links
+    archive: str = ""
+    compression: str = "none"
+    error: str = ""
+    complete: bool = False
+    stream: bool = False  # the archive follows on the same stdout
+
+    @classmethod
+    def parse(cls, stdout: str) -> Probe:
+        p = cls()
+        for record in stdout.split("\0"):
+            key, sep, value = record.partition("=")
+            key = key.strip("\n")
+            if not sep:
+                continue
+            if key == "file":
+                sha, sep2, path = value.partition("  ")
+                if sep2 and _SHA_RE.match(sha):
+                    p.files[path] = sha
+            elif key == "root":
+                p.roots.append(value)
+            elif key == "link":
+                p.links.append(value)
+            elif key == "comp":
+                p.compression = value
+            elif key == "done":
+                p.complete = True
+            elif key == "stream":
+                p.stream = True
+            elif key in ("host", "tmp", "base", "archive", "error"):
+                setattr(p, key, value)
+        return p
+
+
+# -- the controller side ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    dir_name: str  # <cluster>-<index>
+    index: int | None
+    instance_id: str | None = None
+
+
+@dataclass
+class NodeOutcome:
+    """One node's collection: manifest entries of files placed (or found identical), and problems."""
+
+    node: NodeInfo
+    hostname: str = ""
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    new: int = 0
+    replaced: int = 0
+    same: int = 0
+    kept: int = 0  # already held with the right content: not even transferred
+    bytes: int = 0  # bytes placed (new or replaced)
+    archive_bytes: int = 0
+    links_skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def files(self) -> int:
+        return self.new + self.replaced + self.same + self.kept
+
+    def message(self) -> str:
+        """One line: the first problem and how many more."""
+        if not self.errors:
+            return "ok"
+        more = f" (and {len(self.errors) - 1} more problems)" if len(self.errors) > 1 else ""
+        return self.errors[0] + more
+
+    def report(self) -> dict[str, Any]:
+        """The ``vca_report`` of the action: what ``vca collect`` sums up."""
+        return {"node": self.node.dir_name, "node_index": self.node.index, "hostname": self.hostname,
+                "files": self.files, "new": self.new, "replaced": self.replaced, "same": self.same,
+                "kept": self.kept, "bytes": self.bytes, "archive_bytes": self.archive_bytes,
+                "links_skipped": self.links_skipped[:20], "errors": self.errors[:20]}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def compressors(preference: str) -> list[str]:
+    """What the node may use, best first, given what this machine can decompress."""
+    if preference not in COMPRESSIONS:
+        raise UsageError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {preference!r}")
+    if preference == "auto":
+        # zstd -1 stores incompressible data at disk speed where gzip -1 crawls at about 25 MB/s.
+        return ["zstd", "gz", "none"] if shutil.which("zstd") else ["gz", "none"]
+    return [preference]
+
+
+class NodeCollector:
+    """The controller's part for one node, given the node's probe and the fetched archive."""
+
+    def __init__(self, layout: Layout, spec: RemoteSpec, node: NodeInfo, overwrite: bool) -> None:
+        self.layout = layout
+        self.spec = spec
+        self.node = node
+        self.overwrite = overwrite
+        self.root = layout.node_root(node.dir_name, node.index)
+        self.outcome = NodeOutcome(node)
+        self._folders: set[str] = set()
+        self._staged = 0
+        self._now = utc_now()
+        self._base = str(layout.base).rstrip("/")  # every dest starts with it: local paths by slicing
+
+    def held(self, manifest: Manifest) -> dict[tuple[str, str], str]:
+        """Files of this node the manifest records and that are still here unchanged, where this REMOTE
+        would put them: (sha256, remote path) -> local path. The node need not send them again."""
+        out: dict[tuple[str, str], str] = {}
+        for e in manifest.entries_of(self.node.dir_name):
+            path = self.layout.base / e["local_path"]
+            if "\n" in e["remote_path"] or not self._same_place(e["remote_path"], path):
+                continue  # the node's skip filter works on lines: such a name is always sent
+            with contextlib.suppress(OSError):
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_size == e["size"] and file_sha256(path) == e["sha256"]:
+                    out[(e["sha256"], e["remote_path"])] = e["local_path"]
+        return out
+
+    def _same_place(self, remote: str, local: Path) -> bool:
+        """Whether this REMOTE maps ``remote`` to ``local`` (the node's base folder is not known yet:
+        the remote path must end in the local path below the prefix)."""
+        try:
+            rel = local.relative_to(self.root).as_posix() if local != self.root else ""
+        except ValueError:
+            return False
+        tail = "/" + "/".join(p for p in (self.spec.prefix, rel) if p not in ("", "."))
+        if self.spec.base == "root":
+            return remote == (tail if tail != "/" else "/")
+        return remote.endswith(tail) if tail != "/" else True
+
+    def finish(self, probe: Probe, archive: Opener | None, held: Mapping[tuple[str, str], str]) -> NodeOutcome:
+        """Check, verify and place everything the node sent; record what is held already."""
+        o = self.outcome
+        o.hostname = probe.host
+        o.links_skipped = list(probe.links)
+        if probe.error:
+            o.errors.append(probe.error)
+            return o
+        if not probe.complete or not probe.base:
+            o.errors.append("the node's listing was cut short")
+            return o
+        prefix = join_remote(probe.base, self.spec.prefix)
+        targets: dict[str, str] = {}  # remote path -> local path relative to the node folder
+        for remote in probe.files:
+            try:
+                targets[remote] = local_rel(remote, prefix, allow_self=self.layout.suffix and self.spec.contents)
+            except UnsafePath as exc:
+                o.errors.append(exc.message)
+        wanted = {r: sha for r, sha in probe.files.items() if r in targets and (sha, r) not in held}
+        for r, sha in probe.files.items():
+            if r not in targets or (sha, r) not in held:
+                continue
+            where = self.root / targets[r] if targets[r] else self.root
+            if where.relative_to(self.layout.base).as_posix() == held[(sha, r)]:
+                o.kept += 1
+            else:  # only when the same file was collected before under another REMOTE form
+                o.errors.append(f"{r} was not sent (held as {held[(sha, r)]}): collect it again")
+        if wanted and archive is None:
+            o.errors.append("the node sent no archive")
+            return o
+        if archive is not None:
+            self._unpack(archive, wanted, targets)
+        return o
+
+    def _unpack(self, archive: Opener, wanted: Mapping[str, str], targets: Mapping[str, str]) -> None:
+        o = self.outcome
+        seen: set[str] = set()
+        staging = Path(tempfile.mkdtemp(prefix=f".vca-collect-{self.node.dir_name}-", dir=self.layout.base))
+        try:
+            with archive() as tf:
+                for member in tf:
+                    remote = "/" + member.name
+                    problem = self._check_member(member, remote, wanted, seen)
+                    if problem:
+                        o.errors.append(problem)
+                        continue
+                    seen.add(remote)
+                    src = tf.extractfile(member)
+                    assert src is not None
+                    self._take(src, member, remote, wanted[remote], targets[remote], staging)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            o.errors.append(f"bad archive from the node: {exc}")
+        except CollectError as exc:
+            o.errors.append(exc.message)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        missing = sorted(set(wanted) - seen)
+        if missing:
+            o.errors.append(f"{len(missing)} listed file(s) missing from the archive, e.g. {missing[0]}")
+
+    @staticmethod
+    def _check_member(member: tarfile.TarInfo, remote: str, wanted: Mapping[str, str],
+                      seen: set[str]) -> str | None:
+        """Nothing is ever extracted by its member name (the local name comes from the listing, checked by
+        ``local_rel``), so a member only has to be a regular file that the node listed, once. That also
+        refuses everything ``tarfile.data_filter`` would: links, devices, absolute or ``..`` names."""
+        if not member.isreg():
+            return f"refused archive member {member.name!r}: not a regular file"
+        if remote not in wanted:
+            return f"refused archive member {member.name!r}: the node did not list it"
+        if remote in seen:
+            return f"refused archive member {member.name!r}: sent twice"
+        return None
+
+    def _take(self, src: IO[bytes], member: tarfile.TarInfo, remote: str, sha: str, rel: str,
+              staging: Path) -> None:
+        """Stream one member to a staging file while hashing it; place it when the hash is the node's.
+        Hot path (once per file): plain string paths and calls on the open descriptor."""
+        o = self.outcome
+        self._staged += 1
+        tmp = f"{staging}/{self._staged}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        h = hashlib.sha256()
+        size = 0
+        try:
+            while chunk := src.read(_CHUNK):
+                h.update(chunk)
+                _write_all(fd, chunk)
+                size += len(chunk)
+            os.fchmod(fd, (member.mode & 0o755) | 0o600)
+            with contextlib.suppress(OSError):
+                os.utime(fd, (member.mtime, member.mtime))
+        finally:
+            os.close(fd)
+        if h.hexdigest() != sha:
+            os.unlink(tmp)
+            o.errors.append(f"checksum mismatch for {remote} (the file changed while it was collected?)")
+            return
+        dest = f"{self.root}/{rel}" if rel else str(self.root)
+        try:
+            if rel:
+                self._folder(os.path.dirname(dest))
+            how = place(tmp, dest, sha, size, self.overwrite)
+        except CollectError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            o.errors.append(exc.message)
+            return
+        if how == "same":
+            o.same += 1
+        else:
+            o.bytes += size
+            setattr(o, how, getattr(o, how) + 1)
+        o.entries.append(self.entry(remote, dest, size, sha))
+
+    def _folder(self, folder: str) -> None:
+        """Make ``folder`` (below the node's root) once per run, refusing one that a link leads elsewhere."""
+        if folder in self._folders:
+            return
+        make_parents(folder, str(self.root))
+        self._folders.add(folder)
+
+    def entry(self, remote: str, dest: str, size: int, sha: str) -> dict[str, Any]:
+        return {
+            "node": self.node.dir_name, "node_index": self.node.index, "hostname": self.outcome.hostname,
+            "instance_id": self.node.instance_id, "remote_path": remote,
+            "local_path": dest[len(self._base) + 1:], "size": size, "sha256": sha,
+            "collected_at": self._now,
+        }
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def place(staged: str, dest: str, sha: str, size: int, overwrite: bool) -> str:
+    """Move ``staged`` to ``dest`` under the overwrite rule: ``new``, ``same`` (identical file kept,
+    staged copy dropped) or ``replaced`` (only with ``overwrite``); raises ``Conflict`` otherwise.
+    ``dest``'s folder must exist (``_make_parents``)."""
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        os.replace(staged, dest)
+        return "new"
+    if stat.S_ISREG(st.st_mode) and st.st_size == size and file_sha256(Path(dest)) == sha:
+        os.unlink(staged)
+        return "same"
+    if stat.S_ISDIR(st.st_mode):
+        raise Conflict(f"{dest} is a folder here but a file on the node; kept it")
+    if not overwrite:
+        raise Conflict(f"{dest} exists with other content; kept it (--overwrite replaces it)")
+    os.replace(staged, dest)
+    return "replaced"
+
+
+def make_parents(folder: str, root: str) -> None:
+    """Create ``folder`` and its parents; refuse when, through links, it lies outside ``root``."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise Conflict(f"cannot make folder {folder}: a file is in the way") from None
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(folder)
+    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+        raise UnsafePath(f"refused to write into {folder}: it leads outside {root} through a link")
+
+
+# -- the manifest -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Manifest:
+    """The record beside the results: one entry per local file (keyed by its path relative to the
+    manifest's folder), and the nodes whose last collection failed."""
+
+    path: Path
+    layout: str = "folders"
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed_nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls(path)
+        except (OSError, ValueError) as exc:
+            raise CollectError(f"cannot read the manifest {path}: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+            raise CollectError(f"{path} is not a vca collect manifest", "move it away or pick another LOCAL")
+        files = {e["local_path"]: e for e in doc.get("files", []) if isinstance(e, dict) and "local_path" in e}
+        return cls(path, doc.get("layout", "folders"), files, dict(doc.get("failed_nodes") or {}),
+                   list(doc.get("sources") or []))
+
+    def entries_of(self, node: str) -> list[dict[str, Any]]:
+        return [e for e in self.files.values() if e.get("node") == node]
+
+    def to_json(self) -> str:
+        head = {
+            "format": MANIFEST_FORMAT,
+            "layout": self.layout,
+            "updated_at": utc_now(),
+            "sources": self.sources,
+            "failed_nodes": dict(sorted(self.failed_nodes.items())),
+        }
+        # One file per line: readable, greppable, and encoded by json's fast path (no indent).
+        lines = [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
+        files = ",\n  ".join(json.dumps(self.files[k]) for k in sorted(self.files))
+        return "{\n" + "\n".join(lines) + f'\n "files": [\n  {files}\n ]\n}}\n' if files else \
+            "{\n" + "\n".join(lines) + '\n "files": []\n}\n'
+
+    def merge(self, layout_name: str, source: str, entries: Iterable[dict[str, Any]],
+              failed: Mapping[str, dict[str, Any]], succeeded: Iterable[str]) -> None:
+        self.layout = layout_name
+        if source and source not in self.sources:
+            self.sources.append(source)
+        for e in entries:
+            self.files[e["local_path"]] = e
+        for name in succeeded:
+            self.failed_nodes.pop(name, None)
+        for name, why in failed.items():
+            self.failed_nodes[name] = {**why, "at": utc_now()}
+
+    def save(self) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.path)
+
+
+@contextlib.contextmanager
+def manifest_locked(path: Path) -> Iterator[Manifest]:
+    """Load, change and save the manifest while holding a lock on its folder: nodes are collected by
+    parallel processes that each record their own files."""
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        manifest = Manifest.load(path)
+        yield manifest
+        manifest.save()
+    finally:
+        os.close(fd)
+
+
+def record(layout: Layout, source: str, entries: Iterable[dict[str, Any]],
+           failed: Mapping[str, dict[str, Any]] | None = None, succeeded: Iterable[str] = ()) -> None:
+    """Merge one run's results into the manifest: entries (replacing those of the same local path),
+    nodes that failed (with why), and nodes that succeeded (no longer failed)."""
+    layout.prepare()
+    with manifest_locked(layout.manifest_path) as m:
+        m.merge("suffix" if layout.suffix else "folders", source, entries, failed or {}, succeeded)
+
+
+def record_outcomes(layout: Layout, spec: RemoteSpec, outcomes: Sequence[NodeOutcome]) -> None:
+    """Merge the files and failures of several nodes into the manifest in one write."""
+    entries = [e for o in outcomes for e in o.entries]
+    failed = {o.node.dir_name: failure(o.node, spec.given, o.message()) for o in outcomes if not o.ok}
+    record(layout, spec.given, entries, failed, [o.node.dir_name for o in outcomes if o.ok])
+
+
+def record_outcome(layout: Layout, spec: RemoteSpec, outcome: NodeOutcome) -> None:
+    record_outcomes(layout, spec, [outcome])
+
+
+def failure(node: NodeInfo, remote: str, message: str) -> dict[str, Any]:
+    return {"node_index": node.index, "remote": remote, "error": message}
