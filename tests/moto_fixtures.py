@@ -71,19 +71,20 @@ AWS_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_SECURITY_TOK
 
 @dataclass
 class MotoServer:
-    """One moto server process on 127.0.0.1, recording every request (to count API calls)."""
+    """One moto server process (on 127.0.0.1 unless told otherwise), recording every request."""
 
     port: int
     proc: subprocess.Popen[bytes]
     recording: Path
     log: Path
+    host: str = "127.0.0.1"  # the lab bridge's host address when lab nodes must reach it
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def _post(self, path: str) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
             conn.request("POST", path)
             conn.getresponse().read()
@@ -137,8 +138,9 @@ class MotoServer:
                 self.proc.wait(timeout=10)
 
 
-def start_moto(folder: Path, ami_validation: bool = True) -> MotoServer:
-    """Start ``python -m moto.server`` on a free loopback port and wait until it answers."""
+def start_moto(folder: Path, ami_validation: bool = True, host: str = "127.0.0.1") -> MotoServer:
+    """Start ``python -m moto.server`` on a free port of ``host`` (loopback, or the address of a lab
+    bridge this run created) and wait until it answers."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     recording, log = folder / "moto-recording.jsonl", folder / "moto.log"
@@ -146,15 +148,15 @@ def start_moto(folder: Path, ami_validation: bool = True) -> MotoServer:
     if ami_validation:
         env["MOTO_ENABLE_AMI_VALIDATION"] = "true"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    server = MotoServer(port, proc, recording, log)
+    server = MotoServer(port, proc, recording, log, host)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"moto server exited {proc.returncode}: {log.read_text()[-2000:]}")
         with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            socket.create_connection((host, port), timeout=0.5).close()
             return server
         time.sleep(0.1)
     server.stop()

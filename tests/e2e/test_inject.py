@@ -220,3 +220,55 @@ def _vca_argv() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "vcloud_ansible.cli.main"]
+
+
+def test_package_through_bucket_and_raw_playbook(cluster_name: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a bucket, the package is uploaded once and nodes pull it through a presigned URL (moto,
+    served on the lab bridge's host address: the only address nodes can reach)."""
+    import boto3
+    from moto_fixtures import aws_env, start_moto
+
+    from vcloud_ansible.lab.config import LabConfig
+
+    c = cluster_name
+    vca("-c", c, "provision", "2")
+    gateway = LabConfig.from_env().gateway
+    server = start_moto(tmp_path / "moto", ami_validation=False, host=gateway)
+    try:
+        env = aws_env(server.url, tmp_path)
+        env["NO_PROXY"] = env["no_proxy"] = f"127.0.0.1,localhost,{gateway}"
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        boto3.client("s3").create_bucket(Bucket="pkgs")
+        res = vca("-c", c, "inject", str(HELLO), "--bucket", "pkgs")
+        assert "fetched from the package bucket by 2 of 2 nodes" in res.stderr
+        vca("-c", c, "wait", "--timeout", "60")
+        assert [on_node(c, i, "head -1 ~/vca/current/result.txt") for i in (0, 1)] == ["index=0", "index=1"]
+        keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="pkgs")["Contents"]]
+        release = status(c)[0]["release"]
+        assert keys == [f"{c}/releases/{release}.tar.gz"]
+        assert "AWS_SECRET_ACCESS_KEY" not in on_node(c, 0, "cat ~/vca/job/env")
+    finally:
+        server.stop()
+
+    # The same playbook with raw ansible-playbook: a new package, restarting the job.
+    pkg = make_pkg(tmp_path / "raw", 'echo "raw $VCA_NODE_INDEX" > raw.txt')
+    inv = vca("-c", c, "inventory").stdout.strip()
+    repo = Path(__file__).resolve().parents[2]
+    import os
+    import sys
+
+    from vcloud_ansible import paths
+
+    raw = subprocess.run(
+        ["ansible-playbook", "-i", inv, "playbooks/inject.yml", "-e", f"pkg={pkg}", "-e", "restart=true"],
+        cwd=repo, capture_output=True, text=True, check=False,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+             "ANSIBLE_COLLECTIONS_PATH": paths.collections_path()},
+    )
+    assert raw.returncode == 0, raw.stdout[-3000:]
+    assert raw.stdout.count("changed=1") == 2
+    wait_for(lambda: all(r["job"] == "exited(0)" for r in status(c)), "the raw-injected job")
+    assert on_node(c, 1, "cat ~/vca/current/raw.txt") == "raw 1"
+
