@@ -107,17 +107,20 @@ class Cluster:
         prov.check()
         if total is not None:
             have = len(prov.nodes(self.state)) if existed else 0
-            if have >= total:
+            # A provider with settings (ec2) converges even with nothing to add: it repairs drift and
+            # completes nodes an interrupted run left unfinished.
+            if have >= total and not isinstance(prov, Configurable):
                 say(f"cluster '{self.name}' has {have} node{'s' if have != 1 else ''}: nothing to add")
                 return []
-            count = total - have
+            count = max(0, total - have)
         assert count is not None
         stored = self.spec.settings if existed else {}
         if isinstance(prov, Configurable):
             # Checked against the provider before anything is made, here or there.
             to_store = prov.prepare(stored, settings or {}, creating=not existed)
         elif settings:
-            raise UsageError(f"provider '{prov.name}' takes no settings ({', '.join(sorted(settings))})",
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(settings))
+            raise UsageError(f"provider '{prov.name}' takes no settings ({flags})",
                              "those options apply to provider ec2")
         else:
             to_store = stored
@@ -136,7 +139,8 @@ class Cluster:
             if n.index in current:
                 current[n.index].host_key = n.host_key
         access.write_access_files(self.state, sorted(current.values(), key=lambda n: n.index))
-        say(f"waiting for SSH on {len(new)} node{'s' if len(new) != 1 else ''}")
+        if new:
+            say(f"waiting for SSH on {len(new)} node{'s' if len(new) != 1 else ''}")
         try:
             sshexec.wait_ready(self.state, new)
         except VcaError:

@@ -155,14 +155,19 @@ def cluster_instances(ec2: Any, cluster: str, region: str, states: tuple[str, ..
 
 
 def leftovers(ec2: Any, cluster: str, region: str) -> list[str]:
-    """What still carries the cluster's tag and exists: live instances, groups, keys, templates."""
+    """What still exists with the cluster's tag: live instances, security groups, key pairs, launch
+    templates, volumes. Asked per kind (five calls): DescribeTags also lists the tags of resources
+    that are gone (terminated instances for an hour; deleted ones on some EC2 look-alikes)."""
+    tagged = [{"Name": f"tag:{TAG_CLUSTER}", "Values": [cluster]}]
     left = [f"instance {i.id} ({i.state})" for i in cluster_instances(ec2, cluster, region)]
     with aws_errors(region):
-        for page in ec2.get_paginator("describe_tags").paginate(
-                Filters=[{"Name": "key", "Values": [TAG_CLUSTER]}, {"Name": "value", "Values": [cluster]}]):
-            # Terminated instances keep their tags for a while; live ones are counted above.
-            left += [f"{t['ResourceType']} {t['ResourceId']}" for t in page.get("Tags", [])
-                     if t.get("ResourceType") != "instance"]
+        left += [f"security-group {g['GroupId']}"
+                 for g in ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]]
+        left += [f"key-pair {k['KeyName']}" for k in ec2.describe_key_pairs(Filters=tagged)["KeyPairs"]]
+        for page in ec2.get_paginator("describe_launch_templates").paginate(Filters=tagged):
+            left += [f"launch-template {t['LaunchTemplateId']}" for t in page.get("LaunchTemplates", [])]
+        for page in ec2.get_paginator("describe_volumes").paginate(Filters=tagged):
+            left += [f"volume {v['VolumeId']} ({v['State']})" for v in page.get("Volumes", [])]
     return left
 
 
@@ -177,7 +182,9 @@ def check_region(ec2: Any, region: str) -> None:
     try:
         with aws_errors(region):
             names = {r["RegionName"] for r in ec2.describe_regions(AllRegions=True)["Regions"]}
-    except ProviderError:
+    except (EnvironmentProblem, UsageError):
+        raise
+    except Exception:  # no endpoint there, or one that does not know the region: unknown either way
         names = set()
     if region not in names:
         raise UsageError(f"unknown AWS region '{region}'", "regions look like us-east-1 or eu-west-3; "

@@ -1,8 +1,10 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
+# ruff: noqa: E402  # Ansible modules carry their documentation before the imports
 """Delete (or list) the EC2 resources that carry a vca cluster's tag, other than its instances."""
 
 from __future__ import annotations
+
+import contextlib
 
 DOCUMENTATION = r"""
 module: vca_ec2_cluster_resources
@@ -55,10 +57,8 @@ leftovers:
   elements: str
 """
 
-try:
-    import botocore  # noqa: F401  # AnsibleAWSModule reports a missing botocore itself
-except ImportError:
-    pass
+with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore itself
+    import botocore
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -88,8 +88,8 @@ def delete_all(module, client, cluster):
         ([t["LaunchTemplateId"] for t in paged(client, "describe_launch_templates", "LaunchTemplates",
                                                 Filters=tagged(cluster))],
          "launch-template", lambda i: client.delete_launch_template(aws_retry=True, LaunchTemplateId=i)),
-        ([v["VolumeId"] for v in paged(client, "describe_volumes", "Volumes", Filters=tagged(cluster)
-                                       + [{"Name": "status", "Values": ["available"]}])],
+        ([v["VolumeId"] for v in paged(client, "describe_volumes", "Volumes",
+                                       Filters=[*tagged(cluster), {"Name": "status", "Values": ["available"]}])],
          "volume", lambda i: client.delete_volume(aws_retry=True, VolumeId=i)),
     ]
     for ids, kind, delete in plan:
@@ -98,8 +98,8 @@ def delete_all(module, client, cluster):
                 try:
                     delete(rid)
                 except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                    module.fail_json_aws(e, msg="deleting %s %s of cluster %s failed" % (kind, rid, cluster))
-            deleted.append("%s %s" % (kind, rid))
+                    module.fail_json_aws(e, msg=f"deleting {kind} {rid} of cluster {cluster} failed")
+            deleted.append(f"{kind} {rid}")
     return deleted
 
 
@@ -108,15 +108,15 @@ def leftovers(client, cluster):
     resources that are gone: terminated instances for an hour, and more on some EC2 look-alikes)."""
     left = []
     for res in paged(client, "describe_instances", "Reservations",
-                     Filters=tagged(cluster) + [{"Name": "instance-state-name", "Values": LIVE_STATES}]):
-        left += ["instance %s (%s)" % (i["InstanceId"], i["State"]["Name"]) for i in res["Instances"]]
-    left += ["security-group %s" % g["GroupId"] for g in
+                     Filters=[*tagged(cluster), {"Name": "instance-state-name", "Values": LIVE_STATES}]):
+        left += [f"instance {i['InstanceId']} ({i['State']['Name']})" for i in res["Instances"]]
+    left += [f"security-group {g['GroupId']}" for g in
              client.describe_security_groups(aws_retry=True, Filters=tagged(cluster))["SecurityGroups"]]
-    left += ["key-pair %s" % k["KeyName"] for k in
+    left += [f"key-pair {k['KeyName']}" for k in
              client.describe_key_pairs(aws_retry=True, Filters=tagged(cluster))["KeyPairs"]]
-    left += ["launch-template %s" % t["LaunchTemplateId"] for t in
+    left += [f"launch-template {t['LaunchTemplateId']}" for t in
              paged(client, "describe_launch_templates", "LaunchTemplates", Filters=tagged(cluster))]
-    left += ["volume %s (%s)" % (v["VolumeId"], v["State"]) for v in
+    left += [f"volume {v['VolumeId']} ({v['State']})" for v in
              paged(client, "describe_volumes", "Volumes", Filters=tagged(cluster))]
     return left
 
@@ -138,7 +138,7 @@ def main():
             deleted = delete_all(module, client, cluster)
         left = [] if module.check_mode else leftovers(client, cluster)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg="listing the resources of cluster %s failed" % cluster)
+        module.fail_json_aws(e, msg=f"listing the resources of cluster {cluster} failed")
     module.exit_json(changed=bool(deleted), deleted=deleted, leftovers=left)
 
 

@@ -1,8 +1,11 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
+# ruff: noqa: E402  # Ansible modules carry their documentation before the imports
 """Launch, index and terminate the instances of a vca cluster, with a bounded number of EC2 calls."""
 
 from __future__ import annotations
+
+import contextlib
+import time
 
 DOCUMENTATION = r"""
 module: vca_ec2_instances
@@ -110,12 +113,8 @@ terminated_ids:
   elements: str
 """
 
-import time
-
-try:
-    import botocore  # noqa: F401  # AnsibleAWSModule reports a missing botocore itself
-except ImportError:
-    pass
+with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore itself
+    import botocore
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -192,7 +191,7 @@ def wait_for(module, client, cluster, ids, done):
         if verdict is True:
             return current
         if time.monotonic() > deadline:
-            module.fail_json(msg="timed out after %ss waiting for %s" % (module.params["wait_timeout"], verdict),
+            module.fail_json(msg=f"timed out after {module.params['wait_timeout']}s waiting for {verdict}",
                              instance_ids=sorted(ids))
         time.sleep(POLL_SECONDS)
 
@@ -228,9 +227,10 @@ def ensure_present(module, client):
         try:
             launched = client.run_instances(aws_retry=True, **request)["Instances"]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg="RunInstances failed for %s instances" % need)
-    # With a reused token, RunInstances returns instances that may already be among the orphans.
-    seen = set()
+            module.fail_json_aws(e, msg=f"RunInstances failed for {need} instances")
+    # With a reused token, RunInstances returns the instances of the first attempt: they may be
+    # among the orphans, or already carry their index.
+    seen = {i["InstanceId"] for i in live if index_of(i) is not None}
     todo = []
     for inst in orphans + launched:
         if inst["InstanceId"] not in seen:
@@ -241,11 +241,11 @@ def ensure_present(module, client):
         index = next(indexes)
         role = p["role"] or ("head" if index == 0 else "worker")
         tags = [{"Key": TAG_INDEX, "Value": str(index)}, {"Key": TAG_ROLE, "Value": role},
-                {"Key": "Name", "Value": "%s-%d" % (cluster, index)}]
+                {"Key": "Name", "Value": f"{cluster}-{index}"}]
         try:
             client.create_tags(aws_retry=True, Resources=[inst["InstanceId"]], Tags=tags)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg="tagging %s as node %d failed" % (inst["InstanceId"], index))
+            module.fail_json_aws(e, msg=f"tagging {inst['InstanceId']} as node {index} failed")
     result["launched_ids"] = [i["InstanceId"] for i in launched]
     result["adopted_ids"] = [i["InstanceId"] for i in orphans]
     ids = {i["InstanceId"] for i in todo}
@@ -254,10 +254,10 @@ def ensure_present(module, client):
         def running(by_id):
             gone = sorted(ids - set(by_id))
             if gone:
-                module.fail_json(msg="instances ended before running (capacity, spot or quota?): %s"
-                                 % ", ".join(gone), instance_ids=sorted(ids))
+                module.fail_json(msg=f"instances ended before running (capacity, spot or quota?): {', '.join(gone)}",
+                                 instance_ids=sorted(ids))
             waiting = sorted(i for i in ids if by_id[i]["State"]["Name"] != "running")
-            return True if not waiting else "%d instances to run (%s)" % (len(waiting), ", ".join(waiting[:5]))
+            return True if not waiting else f"{len(waiting)} instances to run ({', '.join(waiting[:5])})"
 
         current = wait_for(module, client, cluster, ids, running)
     if current is None:
@@ -289,7 +289,7 @@ def ensure_absent(module, client):
 
         def gone(by_id):
             left = sorted(ids & set(by_id))
-            return True if not left else "%d instances to terminate (%s)" % (len(left), ", ".join(left[:5]))
+            return True if not left else f"{len(left)} instances to terminate ({', '.join(left[:5])})"
 
         current = wait_for(module, client, cluster, ids, gone)
     if current is None:

@@ -1,8 +1,11 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
+# ruff: noqa: E402  # Ansible modules carry their documentation before the imports
 """Keep a launch template's latest version equal to the given data, in one or two EC2 calls."""
 
 from __future__ import annotations
+
+import contextlib
+import uuid
 
 DOCUMENTATION = r"""
 module: vca_ec2_launch_template
@@ -55,12 +58,8 @@ version:
   type: int
 """
 
-import uuid
-
-try:
-    import botocore  # noqa: F401  # AnsibleAWSModule reports a missing botocore itself
-except ImportError:
-    pass
+with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore itself
+    import botocore
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -72,7 +71,7 @@ def covers(current, wanted):
         return isinstance(current, dict) and all(covers(current.get(k), v) for k, v in wanted.items())
     if isinstance(wanted, list):
         return (isinstance(current, list) and len(current) == len(wanted)
-                and all(covers(c, w) for c, w in zip(current, wanted)))
+                and all(covers(c, w) for c, w in zip(current, wanted, strict=True)))
     return current == wanted or (current is not None and str(current) == str(wanted))
 
 
@@ -118,7 +117,7 @@ def main():
                                       DefaultVersion=str(version))
         module.exit_json(changed=True, launch_template_id=current["LaunchTemplateId"], version=version)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg="ensuring launch template %s failed" % name)
+        module.fail_json_aws(e, msg=f"ensuring launch template {name} failed")
 
 
 if __name__ == "__main__":
