@@ -68,7 +68,7 @@ def _ansible_env() -> dict[str, str]:
 @pytest.mark.lab
 @pytest.mark.aws
 def test_provision_inventory_run_grow_teardown(moto: MotoServer, standins: StandIns, cluster_name: str,
-                                               vca_home: Path) -> None:
+                                               vca_home: Path, tmp_path: Path) -> None:
     c = cluster_name
     ec2 = moto.ec2(agent="vca-test-standin")
     # Someone else's instance in the same account and region: teardown must not touch it.
@@ -125,7 +125,19 @@ def test_provision_inventory_run_grow_teardown(moto: MotoServer, standins: Stand
     assert sorted(res.stdout.splitlines()) == [f"{c}-{i}: ok" for i in range(3)]
     vca("-c", c, "run", "ping")
 
-    # (inject examples/hello and collect go here, once those verbs exist for ec2 clusters.)
+    # Inject and collect through the EC2 inventory: every node runs hello and its result comes back,
+    # traced to the instance that made it.
+    hello = Path(__file__).resolve().parents[2] / "examples" / "hello"
+    vca("-c", c, "inject", str(hello))
+    vca("-c", c, "wait", "--timeout", "120")
+    out = tmp_path / "results"
+    vca("-c", c, "collect", "result.txt", str(out))
+    for i in range(3):
+        lines = (out / f"{c}-{i}" / "result.txt").read_text().splitlines()
+        assert lines[0] == f"index={i}" and lines[1] == "nodes=3"
+    manifest = json.loads((out / "vca-manifest.json").read_text())
+    ids = {e["node_index"]: e["instance_id"] for e in manifest["files"]}
+    assert sorted(ids) == [0, 1, 2] and all(str(v).startswith("i-") for v in ids.values())
 
     # Growing continues the indexes.
     moto.reset_calls()
@@ -137,6 +149,10 @@ def test_provision_inventory_run_grow_teardown(moto: MotoServer, standins: Stand
     assert _indexes(moto, c) == [0, 1, 2, 3, 4]
     res = vca("-c", c, "exec", "--node", "3-4", "--", "echo ok")
     assert sorted(res.stdout.splitlines()) == [f"{c}-3: ok", f"{c}-4: ok"]
+    # The new nodes received the cluster's current release and ran it, knowing the grown cluster.
+    vca("-c", c, "wait", "--timeout", "120")
+    res = vca("-c", c, "exec", "--node", "3-4", "--", "sed -n 1,2p ~/vca/current/result.txt | tr '\\n' ' '")
+    assert sorted(res.stdout.splitlines()) == [f"{c}-3: index=3 nodes=5 ", f"{c}-4: index=4 nodes=5 "]
 
     # status reads EC2: type, zone, launch time, lifecycle next to the SSH probe.
     rows = json.loads(vca("-c", c, "status", "--json").stdout)
