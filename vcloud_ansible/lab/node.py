@@ -96,8 +96,9 @@ def supervisor_pid(node: LabNode) -> int | None:
 
 
 def is_running(node: LabNode) -> bool:
-    pid = supervisor_pid(node)
-    return pid is not None and alive(pid) and bool(netns.pids(node.netns))
+    """The supervisor and its systemd-nspawn are alive (no subprocess: status lists many nodes)."""
+    d = Path(node.dir)
+    return all(pid is not None and alive(pid) for pid in (read_pid(d / "supervisor.pid"), read_pid(d / "nspawn.pid")))
 
 
 def booted_at(node: LabNode) -> float | None:

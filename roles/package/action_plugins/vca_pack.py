@@ -40,6 +40,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         result.update(
             changed=False, path=str(packed.path), release_id=packed.release_id, launch=packed.launch,
             size=packed.size, compression=packed.compression, url=url,
+            # Once here, not per node: reading every host's vars on every host grows with N squared.
+            nodes=_cluster_nodes(task_vars or {}),
         )
         return result
 
@@ -47,3 +49,24 @@ class ActionModule(ActionBase):  # type: ignore[misc]
 def _default_cache(cluster: str | None) -> str:
     home = Path(os.environ.get("VCA_HOME") or Path.home() / ".vca")
     return str(home / "clusters" / cluster / "releases" if cluster else home / "packages")
+
+
+def _cluster_nodes(task_vars: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of the cluster (not only the play's hosts), in index order."""
+    hv = task_vars["hostvars"]
+    nodes = []
+    for host in task_vars["groups"]["all"]:
+        v = hv[host]
+        if "vca_node_index" not in v:
+            continue
+        nodes.append({
+            "index": int(v["vca_node_index"]),
+            "name": host,
+            "private_ip": str(v.get("vca_private_ip") or v.get("ansible_host") or host),
+            "public_address": str(v.get("vca_public_address") or v.get("ansible_host") or ""),
+            "role": str(v.get("vca_role") or ("head" if int(v["vca_node_index"]) == 0 else "worker")),
+        })
+    if not nodes:
+        raise AnsibleActionFail("no host in the inventory has vca_node_index: use a vca inventory "
+                                "(`vca inventory`) or set vca_node_index per host")
+    return sorted(nodes, key=lambda n: n["index"])

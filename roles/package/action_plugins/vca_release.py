@@ -17,6 +17,9 @@ from ansible.plugins.action import ActionBase
 
 AGENT = Path(__file__).resolve().parent.parent / "files" / "vca-node"
 EOF_MARK = "VCA_EOF_7f3a9c"
+# Packages up to this size ride on the install step's stdin; larger ones go by sftp, streamed from
+# disk, so that a worker never holds a big package in memory.
+INLINE_MAX = 16 << 20
 BOOTSTRAP_PYTHON = """set -e
 S=""; [ "$(id -u)" = 0 ] || S="sudo -n"
 if command -v apt-get >/dev/null 2>&1; then
@@ -39,7 +42,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         rid = str(a["release_id"])
         if not rid.isalnum():
             raise AnsibleActionFail(f"vca_release: bad release id {rid!r}")
-        nodes = _cluster_nodes(task_vars)
+        nodes = a.get("nodes") or []
+        if not nodes:
+            raise AnsibleActionFail("vca_release: nodes (the cluster's node list from vca_pack) is required")
         me = task_vars["inventory_hostname"]
         env = _contract_env(nodes, me, rid, task_vars) | {str(k): str(v) for k, v in (a.get("env") or {}).items()}
 
@@ -60,10 +65,16 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         needed = facts.get("have") != "1"
         url = str(a.get("url") or "")
         sent = needed and not url  # with a presigned URL the node downloads it itself
-        if sent:
+        inline = sent and Path(a["path"]).stat().st_size <= INLINE_MAX
+        if sent and not inline:
             self._connection.put_file(str(a["path"]), tarball)
 
-        out = self._sh("sh -s", in_data=_install_script(a, rid, tarball, nodes, env, url if needed else ""))
+        script = _install_script(a, rid, tarball, nodes, env, url if needed else "", inline).encode()
+        # The script travels first on stdin, a small package right after it in the same round trip:
+        # `head -c` reads exactly the script and leaves the package for the script's `cat`.
+        payload = script + (Path(a["path"]).read_bytes() if inline else b"")
+        out = self._sh(f'f=$(mktemp) && head -c {len(script)} > "$f" && sh "$f"; rc=$?; rm -f "$f"; exit $rc',
+                       in_data=payload)
         report = _kv(out["stdout"])
         errors = [line[6:] for line in out["stdout"].splitlines() if line.startswith("error=")]
         if out["rc"] != 0 or errors:
@@ -88,7 +99,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                              "is still running (use restart to replace it)")
         return result
 
-    def _sh(self, cmd: str, in_data: str | None = None) -> dict[str, Any]:
+    def _sh(self, cmd: str, in_data: str | bytes | None = None) -> dict[str, Any]:
         res: dict[str, Any] = self._low_level_execute_command(cmd, in_data=in_data, sudoable=False)
         return res
 
@@ -100,27 +111,6 @@ def _kv(text: str) -> dict[str, str]:
         if sep and key.isidentifier():
             out[key] = value
     return out
-
-
-def _cluster_nodes(task_vars: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every node of the cluster (not only the play's hosts), in index order."""
-    hv = task_vars["hostvars"]
-    nodes = []
-    for host in task_vars["groups"]["all"]:
-        v = hv[host]
-        if "vca_node_index" not in v:
-            continue
-        nodes.append({
-            "index": int(v["vca_node_index"]),
-            "name": host,
-            "private_ip": str(v.get("vca_private_ip") or v.get("ansible_host") or host),
-            "public_address": str(v.get("vca_public_address") or v.get("ansible_host") or ""),
-            "role": str(v.get("vca_role") or ("head" if int(v["vca_node_index"]) == 0 else "worker")),
-        })
-    if not nodes:
-        raise AnsibleActionFail("no host in the inventory has vca_node_index: use a vca inventory "
-                                "(`vca inventory`) or set vca_node_index per host")
-    return sorted(nodes, key=lambda n: n["index"])
 
 
 def _contract_env(nodes: list[dict[str, Any]], me: str, rid: str, tv: dict[str, Any]) -> dict[str, str]:
@@ -145,7 +135,7 @@ def _contract_env(nodes: list[dict[str, Any]], me: str, rid: str, tv: dict[str, 
 
 
 def _install_script(a: dict[str, Any], rid: str, tarball: str, nodes: list[dict[str, Any]],
-                    env: dict[str, str], url: str) -> str:
+                    env: dict[str, str], url: str, inline: bool) -> str:
     hosts = "".join(f"{n['private_ip']}\t{n['name']}\n" for n in nodes)
     envfile = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     q = shlex.quote
@@ -153,8 +143,9 @@ def _install_script(a: dict[str, Any], rid: str, tarball: str, nodes: list[dict[
         rid, a.get("procs", 1), int(a.get("mem_kb") or 0), int(bool(a.get("tmux"))),
         int(bool(a.get("restart"))), int(a.get("grace", 10)),
     ))
+    receive = f"cat > {q(tarball)}  # the package follows the script on stdin\n" if inline else ""
     return f"""set -e
-V="$HOME/vca"; T=$(mktemp -d "$V/incoming/.c.XXXXXX")
+{receive}V="$HOME/vca"; T=$(mktemp -d "$V/incoming/.c.XXXXXX")
 cat > "$T/agent" <<'{EOF_MARK}'
 {AGENT.read_text()}{EOF_MARK}
 if ! cmp -s "$T/agent" "$V/bin/vca-node"; then

@@ -32,5 +32,6 @@ RETURN = r"""
 release_id: {description: Content hash of the tarball (12 hex characters)., type: str, returned: always}
 path: {description: The tarball to send., type: str, returned: always}
 compression: {description: "gz, bz2, xz or empty.", type: str, returned: always}
+nodes: {description: Every node of the cluster in index order, for the node contract., type: list, returned: always}
 url: {description: Presigned download URL when a bucket is used, else empty., type: str, returned: always}
 """

@@ -15,6 +15,11 @@ options:
   path: {description: Local tarball (from vca_pack)., type: path, required: true}
   release_id: {description: Release id (from vca_pack)., type: str, required: true}
   compression: {description: "How to unpack: gz, bz2, xz or empty.", type: str, default: gz}
+  nodes:
+    description: Every node of the cluster (index, name, private_ip, public_address, role), from vca_pack.
+    type: list
+    elements: dict
+    required: true
   url:
     description: Presigned URL the node downloads the release from (instead of receiving it over SSH).
     type: str
