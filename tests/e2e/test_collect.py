@@ -53,12 +53,16 @@ def make_pkg(root: Path) -> Path:
 
 def wait_done(c: str, n: int, timeout: float = 60) -> None:
     end = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
     while time.monotonic() < end:
         rows = json.loads(vca("-c", c, "status", "--json").stdout)
-        if [r["job"] for r in rows] == ["exited(0)"] * n:
+        if [r.get("job") for r in rows] == ["exited(0)"] * n:
             return
         time.sleep(0.3)
-    pytest.fail(f"the package did not finish on {n} nodes")
+    detail = vca("-c", c, "exec", "--", "ls -l ~/vca/job/proc-0; journalctl -n 20 --no-pager -u 'vca-job-*'",
+                 check=False)
+    pytest.fail(f"the package did not finish on {n} nodes: {[(r['name'], r.get('job')) for r in rows]}\n"
+                f"{detail.stdout[-4000:]}")
 
 
 def provision_with_results(c: str, n: int, tmp: Path) -> None:
