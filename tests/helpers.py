@@ -8,17 +8,34 @@ import subprocess
 import sys
 from pathlib import Path
 
+VCA_ARGV = [sys.executable, "-m", "vcloud_ansible.cli.main"]  # the real CLI, from this interpreter
+
 
 def vca(*args: str, check: bool = True, input: str | None = None,
         env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the real `vca` command line in a subprocess."""
     res = subprocess.run(
-        [sys.executable, "-m", "vcloud_ansible.cli.main", *args], capture_output=True, text=True,
+        [*VCA_ARGV, *args], capture_output=True, text=True,
         input=input, env={**os.environ, **(env or {})}, timeout=timeout, check=False,
     )
     if check and res.returncode != 0:
         raise AssertionError(f"vca {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
     return res
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def raw_ansible(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run an Ansible command (ansible-playbook, ansible-inventory...) as a user would from the
+    repository root: this venv's tools first on PATH, the bundle's collections pinned, a broken
+    inventory an error."""
+    from vcloud_ansible import paths
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "ANSIBLE_COLLECTIONS_PATH": paths.collections_path(), "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}
+    return subprocess.run(list(argv), cwd=REPO, capture_output=True, text=True, env=env, timeout=timeout,
+                          check=False)
 
 
 def host_leftovers(cluster: str) -> list[str]:

@@ -7,17 +7,15 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import vca
+from helpers import raw_ansible, vca
 from moto_fixtures import MotoServer, moto, moto_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.lab
-REPO = Path(__file__).resolve().parents[2]
 
 # Every node writes distinct files and folders into its release, plus a link out and a link in.
 LAUNCH = r"""#!/bin/sh
@@ -212,15 +210,14 @@ def test_raw_ansible_playbook(cluster_name: str, tmp_path: Path) -> None:
     provision_with_results(c, 2, tmp_path)
     inv = vca("-c", c, "inventory").stdout.strip()
     local = tmp_path / "raw"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    raw = subprocess.run(["ansible-playbook", "-i", inv, "playbooks/collect.yml", "-e", "remote=results/",
-                          "-e", f"dest={local}"], cwd=REPO, capture_output=True, text=True, env=env)
+    raw = raw_ansible("ansible-playbook", "-i", inv, "playbooks/collect.yml", "-e", "remote=results/",
+                      "-e", f"dest={local}")
     assert raw.returncode == 0, raw.stdout + raw.stderr
     assert (local / f"{c}-1" / "log-1.txt").read_text() == "log of node 1\n"  # trailing /: the contents
     doc = manifest(local / "vca-manifest.json")
     assert len(doc["files"]) == 10 and doc["failed_nodes"] == {}
-    again = subprocess.run(["ansible-playbook", "-i", inv, "playbooks/collect.yml", "-e", "remote=results/",
-                            "-e", f"dest={local}"], cwd=REPO, capture_output=True, text=True, env=env)
+    again = raw_ansible("ansible-playbook", "-i", inv, "playbooks/collect.yml", "-e", "remote=results/",
+                        "-e", f"dest={local}")
     assert again.returncode == 0 and again.stdout.count("changed=0") == 2, again.stdout
 
 

@@ -8,16 +8,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import vca
+from helpers import VCA_ARGV, raw_ansible, vca
 from moto_fixtures import AMI, AMI_NAME, SECRET_KEY, MotoServer, StandIns, moto, moto_server, standins
-
-from vcloud_ansible import paths
 
 __all__ = ["moto", "moto_server", "standins"]  # fixtures used by name below
 
@@ -58,11 +55,6 @@ def _plain(value: Any) -> str:
     """ansible-inventory --list shows values from EC2 as {"__ansible_unsafe": "..."} (never templated)."""
     return str(value["__ansible_unsafe"] if isinstance(value, dict) else value)
 
-
-def _ansible_env() -> dict[str, str]:
-    bindir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}",
-            "ANSIBLE_COLLECTIONS_PATH": paths.collections_path(), "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}
 
 
 @pytest.mark.lab
@@ -106,8 +98,7 @@ def test_provision_inventory_run_grow_teardown(moto: MotoServer, standins: Stand
     # The raw aws_ec2 inventory: three hosts, their indexes from the tags, groups by role.
     inv = vca("-c", c, "inventory").stdout.strip()
     assert inv.endswith("aws_ec2.yml")
-    listed = subprocess.run(["ansible-inventory", "-i", inv, "--list"], capture_output=True, text=True,
-                            env=_ansible_env(), check=False)
+    listed = raw_ansible("ansible-inventory", "-i", inv, "--list")
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
     hostvars = data["_meta"]["hostvars"]
@@ -187,7 +178,7 @@ def test_crash_converge_orphans_destroy(moto: MotoServer, standins: StandIns, cl
                                         vca_home: Path) -> None:
     c = cluster_name
     # Killed (the whole process group, as a crash would) right after the instances were requested.
-    proc = subprocess.Popen([sys.executable, "-m", "vcloud_ansible.cli.main", "-c", c, "provision",
+    proc = subprocess.Popen([*VCA_ARGV, "-c", c, "provision",
                              *ec2_flags(), "--image-name", AMI_NAME, "--image-owner", "amazon", "--total", "3"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -304,8 +295,7 @@ def test_destroy_purge_and_broken_inventory(moto: MotoServer, vca_home: Path,
     inventory = Ec2Provider().inventory_source(state)
     assert inventory is not None
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the endpoint is gone
-    listed = subprocess.run(["ansible-inventory", "-i", str(inventory), "--list"], capture_output=True,
-                            text=True, env=_ansible_env(), check=False, timeout=120)
+    listed = raw_ansible("ansible-inventory", "-i", str(inventory), "--list", timeout=120)
     assert listed.returncode != 0
     res = vca("-c", "lost", "destroy", check=False)
     assert res.returncode != 0 and "cannot check what is left" in res.stderr and "--purge" in res.stderr

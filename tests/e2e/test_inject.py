@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import vca
+from helpers import VCA_ARGV, raw_ansible, vca
 
 from vcloud_ansible.cluster import Cluster
 from vcloud_ansible.jobs import JobOptions, inject
@@ -128,7 +128,7 @@ def test_procs_stop_and_logs_follow(cluster_name: str, tmp_path: Path) -> None:
     assert on_node(c, 0, "cat ~/vca/current/out-1").endswith(f"limit {300 * 1024}")
 
     follow = subprocess.Popen(
-        [*_vca_argv(), "-c", c, "logs", "0", "-f", "--tail", "1"], stdout=subprocess.PIPE, text=True)
+        [*VCA_ARGV, "-c", c, "logs", "0", "-f", "--tail", "1"], stdout=subprocess.PIPE, text=True)
     try:
         assert follow.stdout is not None
         seen = [follow.stdout.readline() for _ in range(3)]  # a live stream: new ticks keep coming
@@ -151,7 +151,7 @@ def test_attach_tmux(cluster_name: str, tmp_path: Path) -> None:
     wait_for(lambda: "type a word:" in on_node(c, 0, "tmux capture-pane -p -t vca-0"), "the tmux job")
     session = f"vcatest-{c}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
-                    " ".join([*_vca_argv(), "-c", c, "attach", "0", "--tmux"])], check=True)
+                    " ".join([*VCA_ARGV, "-c", c, "attach", "0", "--tmux"])], check=True)
     try:
         def pane() -> str:
             return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
@@ -216,12 +216,6 @@ def test_bad_packages_rejected_before_anything_is_sent(cluster_name: str, tmp_pa
     assert on_node(c, 0, "ls -A ~/vca 2>/dev/null | wc -l").strip() == "0"  # nothing reached the node
 
 
-def _vca_argv() -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "vcloud_ansible.cli.main"]
-
-
 def test_package_through_bucket_and_raw_playbook(cluster_name: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """With a bucket, the package is uploaded once and nodes pull it through a presigned URL (moto,
@@ -255,18 +249,8 @@ def test_package_through_bucket_and_raw_playbook(cluster_name: str, tmp_path: Pa
     # The same playbook with raw ansible-playbook: a new package, restarting the job.
     pkg = make_pkg(tmp_path / "raw", 'echo "raw $VCA_NODE_INDEX" > raw.txt')
     inv = vca("-c", c, "inventory").stdout.strip()
-    repo = Path(__file__).resolve().parents[2]
-    import os
-    import sys
-
-    from vcloud_ansible import paths
-
-    raw = subprocess.run(
-        ["ansible-playbook", "-i", inv, "playbooks/inject.yml", "-e", f"pkg={pkg}", "-e", "restart=true"],
-        cwd=repo, capture_output=True, text=True, check=False,
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-             "ANSIBLE_COLLECTIONS_PATH": paths.collections_path()},
-    )
+    raw = raw_ansible("ansible-playbook", "-i", inv, "playbooks/inject.yml", "-e", f"pkg={pkg}",
+                      "-e", "restart=true")
     assert raw.returncode == 0, raw.stdout[-3000:]
     assert raw.stdout.count("changed=1") == 2
     wait_for(lambda: all(r["job"] == "exited(0)" for r in status(c)), "the raw-injected job")

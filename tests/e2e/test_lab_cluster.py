@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import host_leftovers, vca
+from helpers import host_leftovers, raw_ansible, vca
 
 from vcloud_ansible.lab.registry import Registry
 
@@ -68,15 +68,10 @@ def test_provision_grow_exec_connect_ansible_teardown(
 
     # Raw ansible-playbook with the cluster's inventory (host keys checked against known_hosts).
     inv = vca("-c", c, "inventory").stdout.strip()
-    repo = Path(__file__).resolve().parents[2]
-    raw = subprocess.run(
-        ["ansible-playbook", "-i", inv, "playbooks/ping.yml"], cwd=repo, capture_output=True, text=True,
-        env=_venv_env(),
-    )
+    raw = raw_ansible("ansible-playbook", "-i", inv, "playbooks/ping.yml")
     assert raw.returncode == 0, raw.stdout + raw.stderr
     assert "ok=1" in raw.stdout and raw.stdout.count("unreachable=0") == 5
-    groups = subprocess.run(["ansible-inventory", "-i", inv, "--list"], capture_output=True, text=True,
-                            env=_venv_env(), cwd=repo)
+    groups = raw_ansible("ansible-inventory", "-i", inv, "--list")
     inventory = json.loads(groups.stdout)
     assert inventory["head"]["hosts"] == [f"{c}-0"]
     assert sorted(inventory["workers"]["hosts"]) == [f"{c}-{i}" for i in range(1, 5)]
@@ -153,13 +148,3 @@ def test_reboot_restarts_and_dead_node_shows_down(cluster_name: str, lab_env: Pa
     vca("-c", c, "teardown", "--yes")
     assert host_leftovers(c) == []
 
-
-def _venv_env() -> dict[str, str]:
-    import os
-    import sys
-
-    from vcloud_ansible import paths
-
-    bindir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}",
-            "ANSIBLE_COLLECTIONS_PATH": paths.collections_path()}

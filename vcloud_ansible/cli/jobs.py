@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -11,8 +9,8 @@ import click
 
 from ..jobs import JobOptions, logs_command, parse_mem, parse_procs, stop_command, tmux_attach_command
 from ..jobs import inject as do_inject
-from ..sshexec import ssh_command
 from .context import App, parse_indexes, pass_app
+from .nodes import exec_ssh, summarize
 from .run import parse_extravars
 
 
@@ -92,7 +90,7 @@ def mkpkg(folder: Path, output: Path | None) -> None:
 @pass_app
 def logs(app: App, node: str, follow: bool, tail: int, proc: int) -> None:
     """Show the job log of node N (default 0)."""
-    _ssh_exec(app, node, logs_command(proc, tail, follow))
+    exec_ssh(app, node, logs_command(proc, tail, follow), "-T", batch=True)
 
 
 @click.command()
@@ -103,8 +101,8 @@ def logs(app: App, node: str, follow: bool, tail: int, proc: int) -> None:
 @pass_app
 def attach(app: App, node: str, use_tmux: bool, proc: int) -> None:
     """Follow the live log of node N's job; with --tmux, join its terminal (detach: Ctrl-b d)."""
-    _ssh_exec(app, node, tmux_attach_command(proc) if use_tmux else logs_command(proc, 50, True),
-              tty=use_tmux)
+    exec_ssh(app, node, tmux_attach_command(proc) if use_tmux else logs_command(proc, 50, True),
+             "-t" if use_tmux else "-T", batch=not use_tmux)
 
 
 @click.command()
@@ -115,23 +113,8 @@ def attach(app: App, node: str, use_tmux: bool, proc: int) -> None:
 @pass_app
 def stop(app: App, nodes: tuple[str, ...], grace: int) -> None:
     """Stop the running jobs (SIGTERM, then SIGKILL after --grace seconds)."""
-    from ..errors import RemoteFailed
-
     results = app.cluster().exec(stop_command(grace), parse_indexes(nodes) or None, timeout=grace + 30)
-    failed = [r for r in results if r.rc != 0]
-    if failed:
-        raise RemoteFailed(f"stopping failed on {', '.join(r.node.name for r in failed)}",
-                           [r.node.name for r in failed])
-    app.say(f"stopped jobs on {len(results)} node{'s' if len(results) != 1 else ''}")
-
-
-def _ssh_exec(app: App, node: str, command: str, tty: bool = False) -> None:
-    [index] = parse_indexes((node,))
-    cluster = app.cluster()
-    target = cluster.select([index])[0]
-    argv = ssh_command(cluster.state, target, "-t" if tty else "-T", batch=not tty)
-    sys.stdout.flush()
-    os.execvp(argv[0], [*argv, "--", command])
+    app.say(f"stopped jobs: {summarize(results)}")
 
 
 @click.command("wait")

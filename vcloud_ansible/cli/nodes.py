@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from typing import NoReturn
 
 import click
 from rich.table import Table
@@ -69,12 +70,16 @@ def connect(app: App, node: str, command: tuple[str, ...]) -> None:
       vca connect 2
       vca connect 2 -- nproc
     """
+    exec_ssh(app, node, " ".join(command) or None)
+
+
+def exec_ssh(app: App, node: str, command: str | None, *ssh_args: str, batch: bool = False) -> NoReturn:
+    """Replace this process with ssh to node ``node`` (an index as typed), running ``command`` if given."""
     [index] = parse_indexes((node,))
-    target = app.cluster().select([index])[0]
-    state = app.cluster().state
-    argv = ssh_command(state, target, batch=False)
+    cluster = app.cluster()
+    argv = ssh_command(cluster.state, cluster.select([index])[0], *ssh_args, batch=batch)
     if command:
-        argv += ["--", " ".join(command)]
+        argv += ["--", command]
     sys.stdout.flush()
     os.execvp(argv[0], argv)
 
@@ -102,12 +107,17 @@ def exec_(app: App, nodes: tuple[str, ...], all_nodes: bool, timeout: float | No
     results = cluster.exec(" ".join(command), parse_indexes(nodes) or None, timeout=timeout)
     for r in results:
         _print_result(app, r)
+    app.say(summarize(results))
+
+
+def summarize(results: list[ExecResult]) -> str:
+    """'N nodes: N ok'; raises RemoteFailed naming each node that failed and why."""
     failed = [r for r in results if r.rc != 0]
     summary = f"{len(results)} node{'s' if len(results) != 1 else ''}: {len(results) - len(failed)} ok"
     if failed:
         detail = ", ".join(f"{r.node.name} ({_why(r)})" for r in failed)
         raise RemoteFailed(f"{summary}, {len(failed)} failed: {detail}", [r.node.name for r in failed])
-    app.say(summary)
+    return summary
 
 
 def _why(r: ExecResult) -> str:

@@ -10,13 +10,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 from ..errors import LabError
 from . import netns
-from .procs import alive, read_pid, send
+from .procs import alive, read_pid, send, wait_gone
 from .registry import LabNode
 
 # Host devices a node may use (FUSE for s3fs, loop and btrfs control for scratch volumes).
@@ -115,18 +114,11 @@ def stop(nodes: list[LabNode], grace: float = 3.0) -> None:
         pid = supervisor_pid(n)
         if pid and alive(pid):
             send(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    pending = list(nodes)
-    while pending and time.monotonic() < deadline:
-        pending = [n for n in pending if _node_pids(n)]
-        if pending:
-            time.sleep(0.05)
-    for n in pending:
-        for pid in _node_pids(n):
-            send(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while any(_node_pids(n) for n in nodes) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # Once a guest's init is gone its whole PID namespace is gone: the processes seen now are enough.
+    survivors = wait_gone([p for n in nodes for p in _node_pids(n)], grace)
+    for pid in survivors + [p for n in nodes for p in _node_pids(n)]:
+        send(pid, signal.SIGKILL)
+    wait_gone([p for n in nodes for p in _node_pids(n)], 5.0)
     left = [n.name for n in nodes if _node_pids(n)]
     if left:
         raise LabError(f"processes of nodes {', '.join(left)} did not exit after SIGKILL")
