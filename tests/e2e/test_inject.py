@@ -112,15 +112,19 @@ def test_running_job_untouched_until_restart_and_exit_codes(cluster_name: str, t
     assert waited.returncode == 1 and f"{c}-1 (exited(3))" in waited.stderr and f"{c}-0 " not in waited.stderr
     assert [r["job"] for r in status(c)] == ["exited(0)", "exited(3)"]
     assert all(r["job_release"] == r2 for r in status(c))
-    assert "sleep 600" not in on_node(c, 0, "ps -eo args")  # v1 was stopped
+    ps = on_node(c, 0, "ps -eo pid,pgid,args")
+    assert "sleep 600" not in ps, ps  # v1 was stopped, all of it
 
 
 def test_procs_stop_and_logs_follow(cluster_name: str, tmp_path: Path) -> None:
     c = cluster_name
     vca("-c", c, "provision", "1")
     pkg = make_pkg(tmp_path / "p", 'echo "proc $VCA_PROC_INDEX of $VCA_NUM_PROCS on $VCA_CPUS cpus, '
-                   'limit $(ulimit -v)" > "out-$VCA_PROC_INDEX"; i=0; while [ $i -lt 600 ]; do echo "tick $i"; '
-                   'i=$((i+1)); sleep 0.2; done')
+                   'limit $(ulimit -v)" > "out-$VCA_PROC_INDEX"\n'
+                   # process 0 cleans up on SIGTERM; process 1 ignores it and must be killed after the grace
+                   'if [ "$VCA_PROC_INDEX" = 0 ]; then trap \'echo cleaned > cleanup-0; exit 5\' TERM; '
+                   'else trap "" TERM; fi\n'
+                   'i=0; while [ $i -lt 600 ]; do echo "tick $i"; i=$((i+1)); sleep 0.2; done')
     vca("-c", c, "inject", str(pkg), "--procs", "2", "--mem", "300M")
     wait_for(lambda: status(c)[0]["job"] == "running (2/2)", "two processes")
     assert on_node(c, 0, "cat ~/vca/current/out-0").startswith("proc 0 of 2 on ")
@@ -139,7 +143,10 @@ def test_procs_stop_and_logs_follow(cluster_name: str, tmp_path: Path) -> None:
         follow.wait()
 
     vca("-c", c, "stop", "--grace", "1")
-    assert status(c)[0]["job"] == "exited(143)"
+    assert status(c)[0]["job"] == "exited(5)"
+    assert on_node(c, 0, "cat ~/vca/current/cleanup-0") == "cleaned"
+    assert on_node(c, 0, "cat ~/vca/job/proc-0/exitcode ~/vca/job/proc-1/exitcode").split() == ["5", "137"]
+    assert "tick" not in on_node(c, 0, "ps -eo args")
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
