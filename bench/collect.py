@@ -6,12 +6,13 @@ bringing it back, alternating, several runs each. Neither side reuses an SSH con
 run: scp runs with ControlMaster off, and vca's control masters are closed before each of its runs.
 Prints a Markdown table and writes bench/results/collect.json. Target: vca at most 1.3x scp.
 
-    sudo /tmp/probe-venv/bin/python bench/collect.py [--nodes 8] [--mb 100] [--files 200] [--runs 3]
+    .venv/bin/python bench/collect.py [--nodes 8] [--mb 100] [--files 200] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mb", type=int, default=100, help="total MiB across all nodes")
     ap.add_argument("--files", type=int, default=200, help="files per node")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--compression", default="auto", help="vca collect --compression (default: auto)")
     ap.add_argument("--cluster", default=f"bcol{os.getpid() % 10000}")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.provision(args.nodes)
         file_size = args.mb * (1 << 20) // args.nodes // args.files
         write_data(cluster, args.files, file_size)
-        rows = measure(cluster, home, args.runs, args.nodes * args.files)
+        rows = measure(cluster, home, args.runs, args.nodes * args.files, args.compression)
     finally:
         cluster.teardown()
         shutil.rmtree(home, ignore_errors=True)
@@ -74,11 +77,11 @@ def close_masters(cluster: Any) -> None:
         p.wait()
 
 
-def run_vca(cluster: Any, dest: Path) -> float:
+def run_vca(cluster: Any, dest: Path, compression: str) -> float:
     close_masters(cluster)
     t = time.monotonic()
     res = subprocess.run([sys.executable, "-m", "vcloud_ansible.cli.main", "-c", cluster.name, "collect",
-                          REMOTE, str(dest)], capture_output=True, text=True, check=False)
+                          "--compression", compression, REMOTE, str(dest)], capture_output=True, text=True, check=False)
     took = time.monotonic() - t
     if res.returncode != 0:
         raise SystemExit(f"vca collect failed:\n{res.stderr}")
@@ -103,16 +106,21 @@ def count_files(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*.bin") if p.is_file())
 
 
-def measure(cluster: Any, home: Path, runs: int, expected: int) -> dict[str, list[float]]:
+def measure(cluster: Any, home: Path, runs: int, expected: int, compression: str) -> dict[str, list[float]]:
+    """Each run starts from the same state: earlier runs' files written back to disk (sync), and none
+    deleted just before (ext4 without a journal, as here, searches past recently deleted inodes when it
+    creates files, which charged one method for the other's clean-up). Outputs go at the end."""
     rows: dict[str, list[float]] = {"vca collect": [], "parallel scp -r": []}
     for i in range(runs):
-        for name, fn in (("vca collect", run_vca), ("parallel scp -r", run_scp)):
+        methods: list[tuple[str, Callable[[Any, Path], float]]] = [
+            ("vca collect", functools.partial(run_vca, compression=compression)), ("parallel scp -r", run_scp)]
+        for name, fn in methods:
             dest = home / f"out-{name.split()[0]}-{i}"
+            subprocess.run(["sync"], check=True)
             rows[name].append(fn(cluster, dest))
             got = count_files(dest)
             if got != expected:
                 raise SystemExit(f"{name} brought back {got} files, expected {expected}")
-            shutil.rmtree(dest)
     return rows
 
 

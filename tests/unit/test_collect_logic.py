@@ -3,6 +3,7 @@ archives, the overwrite rule, the manifest, and S3 key mapping."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from vcloud_ansible import collect
 from vcloud_ansible.collect import (
     Conflict,
     Layout,
@@ -30,7 +32,7 @@ from vcloud_ansible.collect import (
     record,
 )
 from vcloud_ansible.collect_s3 import S3Url, key_rel, node_of
-from vcloud_ansible.collect_transport import collect_node, collect_node_ssh, open_archive
+from vcloud_ansible.collect_transport import collect_node, collect_node_ssh, extract_file
 from vcloud_ansible.errors import UsageError
 
 NODE = NodeInfo("c-3", 3, "i-0abc")
@@ -134,11 +136,14 @@ def test_make_parents_refuses_links_out(tmp_path: Path) -> None:
 
 
 def tarball(path: Path, members: list[tuple[str, bytes | None, str]]) -> Path:
-    """(name, data, link): data None with a link makes a symlink."""
+    """(name, data, link): data None with a link makes a symlink, with link "fifo" a FIFO."""
     with tarfile.open(path, "w") as tf:
         for name, data, link in members:
             info = tarfile.TarInfo(name)
-            if data is None:
+            if data is None and link == "fifo":
+                info.type = tarfile.FIFOTYPE
+                tf.addfile(info)
+            elif data is None:
                 info.type, info.linkname = tarfile.SYMTYPE, link
                 tf.addfile(info)
             else:
@@ -156,7 +161,7 @@ def finish(tmp: Path, p: Probe, archive: Path, overwrite: bool = False) -> tuple
     layout = Layout.make(tmp / "local")
     layout.prepare()
     collector = NodeCollector(layout, RemoteSpec.parse("results"), NODE, overwrite)
-    return collector.finish(p, lambda: open_archive(archive, "none"), {}), layout.local / "c-3"
+    return collector.finish(p, functools.partial(extract_file, archive, "none"), {}), layout.local / "c-3"
 
 
 def test_unpack_good_archive(tmp_path: Path) -> None:
@@ -173,9 +178,10 @@ def test_unpack_good_archive(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("member", "data", "link", "words"), [
-    ("../../escape.txt", b"x", "", "did not list it"),
-    ("/tmp/escape.txt", b"x", "", "did not list it"),
+    ("../../escape.txt", b"x", "", "contains '..'"),
+    ("/tmp/escape.txt", b"x", "", "did not list"),
     ("h/rel/results/link", None, "/etc", "not a regular file"),
+    ("h/rel/results/fifo", None, "fifo", "not a regular file"),
     ("h/rel/results/a.txt", b"tampered", "", "checksum mismatch"),
 ])
 def test_unpack_refuses_hostile_members(tmp_path: Path, member: str, data: bytes | None, link: str,
@@ -189,6 +195,36 @@ def test_unpack_refuses_hostile_members(tmp_path: Path, member: str, data: bytes
     made = {p for p in set(tmp_path.rglob("*")) - before if not p.is_dir()}
     assert all(root in p.parents or p.name == "vca-manifest.json" for p in made), made
     assert not list(tmp_path.rglob("escape.txt")) and not Path("/tmp/escape.txt").exists()
+
+
+@pytest.mark.parametrize("target", ["OUTSIDE", "../../../../../../../../OUTSIDE"])
+def test_archive_cannot_write_through_its_own_links(tmp_path: Path, target: str) -> None:
+    """The classic tar attack: a link to a folder outside, then a file "inside" the link."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = target.replace("OUTSIDE", str(outside).lstrip("/")) if target.startswith("..") else str(outside)
+    files = {"/h/rel/results/a.txt": b"alpha\n", "/h/rel/results/d/escape.txt": b"x"}
+    archive = tarball(tmp_path / "a.tar", [("h/rel/results/d", None, link), ("h/rel/results/d/escape.txt", b"x", ""),
+                                           ("h/rel/results/a.txt", b"alpha\n", "")])
+    o, root = finish(tmp_path, probe("/h/rel", files), archive)
+    assert not o.ok and "escape.txt" in " ".join(o.errors)
+    assert list(outside.iterdir()) == []
+    assert (root / "results" / "a.txt").read_bytes() == b"alpha\n"  # what is sound is still collected
+    assert not (root / "results" / "d").exists()
+
+
+def test_fd_sha256_retries_a_read_that_returns_nothing_early(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lab's kernel sometimes answers the first read of a just-written file with 0 bytes."""
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 5000)
+    real = os.preadv
+    answers = iter([0, 0])
+    monkeypatch.setattr(collect.os, "preadv", lambda fd, bufs, at: next(answers, None) or real(fd, bufs, at))
+    assert collect.file_sha256(path) == sha(b"x" * 5000)
+    monkeypatch.setattr(collect.os, "preadv", lambda fd, bufs, at: 0)  # a file that really stops short
+    with pytest.raises(OSError, match="after 0 of 5000 bytes"):
+        collect.file_sha256(path)
 
 
 def test_hostile_listing_names_refused(tmp_path: Path) -> None:

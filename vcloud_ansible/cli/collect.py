@@ -32,7 +32,8 @@ if TYPE_CHECKING:
               help="Download what nodes wrote to S3 instead (then the only argument is LOCAL). "
                    "Credentials: the usual AWS chain; endpoint: AWS_ENDPOINT_URL.")
 @click.option("--compression", type=click.Choice(COMPRESSIONS), default="auto", show_default=True,
-              help="How files travel: zstd when both ends have it, else gzip -1.")
+              help="How files travel. auto: uncompressed from local lab nodes (they share this machine's CPU), "
+                   "else zstd -1 when both ends have it, else gzip -1.")
 @click.option("--timeout", default=0, type=click.IntRange(0), metavar="SECONDS",
               help="Seconds one node may take before it counts as failed (default: no limit).")
 @pass_app
