@@ -150,8 +150,8 @@ class Cluster:
         if existed:  # nodes added after an inject get the cluster's current release and start it
             result = reinject_current(self)
             if result is not None:
-                say("gave the new nodes the cluster's current release")
                 result.raise_for_failures("handing the current release to the new nodes")
+                say(f"gave the new nodes the cluster's current release {result.release_id}")
         return new
 
     def _has_nodes(self, prov: Provider) -> bool:

@@ -37,7 +37,7 @@ from .collect import (
     record_outcomes,
 )
 from .providers.base import Node
-from .sshexec import ssh_command
+from .sshexec import OWN_CONNECTION, ssh_command
 from .state import ClusterState
 
 _CHUNK = 1 << 20
@@ -248,10 +248,6 @@ def extract(source: int, compression: str, staging: Path, *,
 
 
 MAX_PARALLEL = 32  # nodes at once: each holds an ssh, a zstd and a few files open
-# A connection of its own per node, never through a control master: a master would relay the whole
-# archive through one more process, and it holds the session's pipes, so a node that dies under an old
-# master keeps the stream open until ServerAlive gives up (a minute), whatever --timeout says.
-_SSH_OPTIONS = ("-T", "-o", "ControlMaster=no", "-o", "ControlPath=none")
 
 
 def collect_from_nodes(state: ClusterState, nodes: Sequence[Node], layout: Layout, spec: RemoteSpec, *,
@@ -273,7 +269,7 @@ def collect_from_nodes(state: ClusterState, nodes: Sequence[Node], layout: Layou
     def one(n: Node) -> NodeOutcome:
         info = NodeInfo(n.name, n.index, n.instance_id)
         try:
-            o = collect_node_ssh(layout, spec, info, [*ssh_command(state, n, *_SSH_OPTIONS), "--"],
+            o = collect_node_ssh(layout, spec, info, [*ssh_command(state, n, *OWN_CONNECTION), "--"],
                                  overwrite=overwrite, compression=compression, timeout=timeout,
                                  manifest=manifest, same_machine=same_machine)
         except Exception as exc:  # one node's surprise must not lose the others' results

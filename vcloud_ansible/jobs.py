@@ -1,7 +1,7 @@
 """The cluster side of packages and jobs: inject, the cluster's current release, job state per node.
 
-The node side is the agent roles/package/files/vca-node; this module only talks to it (through the
-inject playbook, or one ssh round trip for status, logs and stop).
+The node side is the agent roles/package/files/vca-node; this module only talks to it (one ssh session
+per node for inject, vcloud_ansible.release_ssh; one ssh round trip for status, logs and stop).
 """
 
 from __future__ import annotations
@@ -10,18 +10,19 @@ import json
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+from .release import JobSettings
 from .state import atomic_write
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from .cluster import Cluster
-    from .runner import RunResult
+    from .providers.base import Node
+    from .release_ssh import InjectResult, NodeInject
 
 AGENT = "$HOME/vca/bin/vca-node"
 STATUS_COMMAND = f'[ -x "{AGENT}" ] && "{AGENT}" status || echo job=none'
@@ -115,30 +116,52 @@ def release_file(cluster: Cluster) -> Path:
 
 
 def inject(cluster: Cluster, source: Path, options: JobOptions, indexes: list[int] | None = None,
-           *, verbose: int = 0, console: Console | None = None) -> RunResult:
-    """Validate and pack locally (nothing is sent if the package is bad), then run inject.yml."""
+           *, on_done: Callable[[NodeInject], None] | None = None, timeout: float | None = None) -> InjectResult:
+    """Validate and pack locally (nothing is sent if the package is bad), then install and start the
+    release on the nodes (all, or ``indexes``), one ssh session each (vcloud_ansible.release_ssh)."""
     from .package import prepare
 
-    nodes = cluster.select(indexes)  # unknown nodes are refused before packing
+    every = cluster.nodes()
+    targets = cluster.select(indexes)  # unknown nodes are refused before packing
     packed = prepare(source.expanduser().resolve(), cluster.state.dir / "releases")
-    limit = ",".join(n.name for n in nodes) if indexes else None
-    result = cluster.run("inject", {"pkg": str(packed.path), **options.extravars()}, limit=limit,
-                         verbose=verbose, console=console)
+    result = _install(cluster, every, targets, packed.path, packed.release_id, packed.compression, options,
+                      on_done=on_done, timeout=timeout)
     if result.ok and not indexes:
         CurrentRelease(packed.release_id, str(packed.path), str(source), options, time.time()).save(
             release_file(cluster))
     return result
 
 
-def reinject_current(
-    cluster: Cluster, *, verbose: int = 0, console: Console | None = None
-) -> RunResult | None:
-    """Give every node the cluster's current release (new nodes start it; others are unchanged)."""
+def reinject_current(cluster: Cluster, *, on_done: Callable[[NodeInject], None] | None = None
+                     ) -> InjectResult | None:
+    """Give every node the cluster's current release and the grown contract (new nodes start it; the
+    others keep their job and receive nothing but the contract)."""
+    from .package import prepare
+
     cur = CurrentRelease.load(release_file(cluster))
     if cur is None or not Path(cur.tarball).exists():
         return None
+    packed = prepare(Path(cur.tarball), cluster.state.dir / "releases")  # the same bytes, checked again
+    every = cluster.nodes()
     opts = JobOptions(**{**asdict(cur.options), "restart": False})
-    return cluster.run("inject", {"pkg": cur.tarball, **opts.extravars()}, verbose=verbose, console=console)
+    return _install(cluster, every, every, packed.path, packed.release_id, packed.compression, opts,
+                    on_done=on_done)
+
+
+def _install(cluster: Cluster, every: list[Node], targets: list[Node], tarball: Path, release_id: str,
+             compression: str, options: JobOptions, *, on_done: Callable[[NodeInject], None] | None,
+             timeout: float | None = None) -> InjectResult:
+    from .release_ssh import inject_nodes
+
+    url = ""
+    if options.bucket:  # upload once; the nodes pull it through a presigned URL, holding no credentials
+        from .objectstore import publish
+
+        url = publish(tarball, options.bucket, f"{cluster.name}/releases/{tarball.name}")
+    job = JobSettings(procs=options.procs, mem_kb=options.mem_kb, tmux=options.tmux, restart=options.restart,
+                      grace=options.grace)
+    return inject_nodes(cluster.state, every, targets, tarball, release_id, compression, options.env, job,
+                        url=url, timeout=timeout, on_done=on_done)
 
 
 def logs_command(proc: int, tail: int, follow: bool) -> str:

@@ -18,6 +18,11 @@ from .providers.base import Node
 from .state import ClusterState
 
 MAX_PARALLEL = 32  # each ssh holds a few descriptors; stay far below the open-files limit
+# For bulk transfers (inject, collect): a connection of its own per node, never through a control
+# master. A master would relay every byte through one more process, and a node that died under an old
+# master (from provisioning, or an earlier command) keeps the session hanging until ServerAlive gives
+# up, a minute later; a fresh connection fails within ConnectTimeout.
+OWN_CONNECTION = ("-T", "-o", "ControlMaster=no", "-o", "ControlPath=none")
 
 
 @dataclass

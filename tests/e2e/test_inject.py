@@ -77,7 +77,7 @@ def test_hello_contract_reinject_and_grow(cluster_name: str) -> None:
     # Re-inject of the unchanged package sends nothing and changes nothing.
     again = inject(Cluster(c), HELLO, JobOptions(env={"GREETING": "hi there"}))
     assert again.ok and again.changed_total == 0
-    assert all(not o.reports[-1]["sent"] for o in again.hosts.values())
+    assert len(again.reports()) == 4 and all(not r["sent"] for r in again.reports().values())
 
     # Nodes added later receive the current release and run it, with the grown contract.
     vca("-c", c, "provision", "2")
@@ -263,3 +263,26 @@ def test_package_through_bucket_and_raw_playbook(cluster_name: str, tmp_path: Pa
     wait_for(lambda: all(r["job"] == "exited(0)" for r in status(c)), "the raw-injected job")
     assert on_node(c, 1, "cat ~/vca/current/raw.txt") == "raw 1"
 
+
+
+def test_node_down_gets_the_release_on_the_next_inject(cluster_name: str, lab_env: Path) -> None:
+    from vcloud_ansible.lab.registry import Registry
+
+    c = cluster_name
+    vca("-c", c, "provision", "2")
+    netns = next(n.netns for n in Registry(lab_env).nodes(c) if n.index == 1)
+    subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "down"], check=True)
+    try:
+        started = time.monotonic()
+        res = vca("-c", c, "inject", str(HELLO), check=False)
+        assert time.monotonic() - started < 60  # ssh's ConnectTimeout, not a hang
+    finally:
+        subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "up"], check=True)
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode != 0 and f"inject failed on 1 of 2 nodes: {c}-1 (unreachable" in last, res.stderr
+    wait_for(lambda: status(c)[0]["job"] == "exited(0)", "hello on the node that answered")
+
+    res = vca("-c", c, "inject", str(HELLO))  # the same command again completes the set
+    assert "sent to 1 of 2 nodes (the other 1 had it)" in res.stderr
+    wait_for(lambda: [r["job"] for r in status(c)] == ["exited(0)"] * 2, "hello on both nodes")
+    assert on_node(c, 1, "cat ~/vca/current/result.txt").splitlines()[:2] == ["index=1", "nodes=2"]

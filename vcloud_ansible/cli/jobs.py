@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..jobs import JobOptions, logs_command, parse_mem, parse_procs, stop_command, tmux_attach_command
 from ..jobs import inject as do_inject
 from .context import App, parse_indexes, pass_app
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
+    from ..release_ssh import InjectResult, NodeInject
 from .nodes import exec_ssh, summarize
 from .run import parse_extravars
 
@@ -51,23 +56,45 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
         mem_kb=parse_mem(mem), tmux=tmux, restart=restart, grace=grace, bucket=bucket or "",
     )
     cluster = app.cluster()
-    result = do_inject(cluster, package, options, parse_indexes(nodes) or None, verbose=app.verbose,
-                       console=app.err)
+    result = _inject(app, cluster, package, options, parse_indexes(nodes) or None)
     result.raise_for_failures("inject")
-    reports = {h: o.reports[-1] for h, o in result.hosts.items() if o.reports}
+    reports = result.reports()
     if reports:
-        rid = next(iter(reports.values()))["release_id"]
         sent = sum(1 for r in reports.values() if r["sent"])
         how = "fetched from the package bucket by" if any(r.get("via") == "s3" for r in reports.values()) \
             else "sent to"
         started = sum(1 for r in reports.values() if r["job"] == "started")
         had = f" (the other {len(reports) - sent} had it)" if sent < len(reports) else ""
-        app.say(f"release {rid}: {how} {sent} of {len(reports)} nodes{had}, job started on {started}")
+        app.say(f"release {result.release_id}: {how} {sent} of {len(reports)} nodes{had}, job started on "
+                f"{started} ({result.elapsed:.1f} s)")
     busy = [h for h, r in sorted(reports.items()) if r["job"] == "busy"]
     if busy:
         app.say(f"a job of an earlier release is still running on {', '.join(busy)}: "
                 "the new release is installed but not started there (use --restart)")
     app.say("see `vca status` and `vca logs N`")
+
+
+def _inject(app: App, cluster: Cluster, package: Path, options: JobOptions, indexes: list[int] | None
+            ) -> InjectResult:
+    """Every node at once; progress on a terminal, failures as they come."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    failed: list[str] = []
+    live = app.err.is_terminal and not app.verbose
+    progress = Progress(TextColumn("inject"), BarColumn(), MofNCompleteColumn(), TextColumn("nodes"),
+                        TextColumn("{task.fields[failed]}"), TimeElapsedColumn(), console=app.err,
+                        transient=True, disable=not live)
+    with progress:
+        task = progress.add_task("inject", total=len(cluster.select(indexes)), failed="")
+
+        def done(n: NodeInject) -> None:
+            if not n.ok:
+                failed.append(n.node)
+                if not live:
+                    app.say(f"{n.node}: {n.message}")
+            progress.update(task, advance=1, failed=f"[red]{len(failed)} failed[/red]" if failed else "")
+
+        return do_inject(cluster, package, options, indexes, on_done=done)
 
 
 @click.command()
