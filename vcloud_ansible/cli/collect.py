@@ -111,27 +111,12 @@ def _failed_last_time(layout: Layout, targets: list[Node]) -> list[Node]:
 def _collect(app: App, cluster: Cluster, targets: list[Node], layout: Layout, spec: RemoteSpec,
              overwrite: bool, compression: str, timeout: int) -> list[NodeOutcome]:
     """Every node at once, one ssh stream each; progress on a terminal, failures as they come."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..collect_transport import collect_from_nodes
 
-    failed: list[str] = []
-    live = app.err.is_terminal and not app.verbose
-    progress = Progress(TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("nodes"),
-                        TextColumn("{task.fields[failed]}"), TimeElapsedColumn(), console=app.err,
-                        transient=True, disable=not live)
-    with progress:
-        task = progress.add_task("collect", total=len(targets), failed="")
-
-        def done(o: NodeOutcome) -> None:
-            if not o.ok:
-                failed.append(o.node.dir_name)
-                if not live:
-                    app.say(f"{o.node.dir_name}: {o.message()}")
-            progress.update(task, advance=1, failed=f"[red]{len(failed)} failed[/red]" if failed else "")
-
+    with app.node_progress("collect", len(targets)) as done:
         return collect_from_nodes(cluster.state, targets, layout, spec, overwrite=overwrite,
-                                  compression=compression, timeout=timeout or None, on_done=done)
+                                  compression=compression, timeout=timeout or None,
+                                  on_done=lambda o: done(o.node.dir_name, None if o.ok else o.message()))
 
 
 def _finish(app: App, layout: Layout, outcomes: list[NodeOutcome]) -> None:

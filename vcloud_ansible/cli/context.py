@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import click
@@ -25,6 +27,29 @@ class App:
 
     def say(self, msg: str) -> None:
         self.err.print(f"[dim]vca:[/dim] {msg}")
+
+    @contextlib.contextmanager
+    def node_progress(self, what: str, total: int) -> Iterator[Callable[[str, str | None], None]]:
+        """Work on many nodes at once: a bar of nodes done on a terminal, each failure said as it comes
+        otherwise. Yields ``done(node, error or None)``, callable from any thread."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        failed: list[str] = []
+        live = self.err.is_terminal and not self.verbose
+        progress = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("nodes"),
+                            TextColumn("{task.fields[failed]}"), TimeElapsedColumn(), console=self.err,
+                            transient=True, disable=not live)
+        with progress:
+            task = progress.add_task(what, total=total, failed="")
+
+            def done(node: str, error: str | None) -> None:
+                if error is not None:
+                    failed.append(node)
+                    if not live:
+                        self.say(f"{node}: {error}")
+                progress.update(task, advance=1, failed=f"[red]{len(failed)} failed[/red]" if failed else "")
+
+            yield done
 
 
 pass_app = click.make_pass_decorator(App)

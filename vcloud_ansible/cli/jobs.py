@@ -14,7 +14,7 @@ from .context import App, parse_indexes, pass_app
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
-    from ..release_ssh import InjectResult, NodeInject
+    from ..release_ssh import InjectResult
 from .nodes import exec_ssh, summarize
 from .run import parse_extravars
 
@@ -77,24 +77,9 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
 def _inject(app: App, cluster: Cluster, package: Path, options: JobOptions, indexes: list[int] | None
             ) -> InjectResult:
     """Every node at once; progress on a terminal, failures as they come."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    failed: list[str] = []
-    live = app.err.is_terminal and not app.verbose
-    progress = Progress(TextColumn("inject"), BarColumn(), MofNCompleteColumn(), TextColumn("nodes"),
-                        TextColumn("{task.fields[failed]}"), TimeElapsedColumn(), console=app.err,
-                        transient=True, disable=not live)
-    with progress:
-        task = progress.add_task("inject", total=len(cluster.select(indexes)), failed="")
-
-        def done(n: NodeInject) -> None:
-            if not n.ok:
-                failed.append(n.node)
-                if not live:
-                    app.say(f"{n.node}: {n.message}")
-            progress.update(task, advance=1, failed=f"[red]{len(failed)} failed[/red]" if failed else "")
-
-        return do_inject(cluster, package, options, indexes, on_done=done)
+    with app.node_progress("inject", len(cluster.select(indexes))) as done:
+        return do_inject(cluster, package, options, indexes,
+                         on_done=lambda n: done(n.node, None if n.ok else n.message))
 
 
 @click.command()
