@@ -64,6 +64,9 @@ demo: host-deps venv
 
 bench: host-deps venv
 	$(BIN)/python bench/lab.py
+	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/collect.py
+	$(BIN)/python bench/provision.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info

@@ -4,29 +4,28 @@ Provisions its own lab cluster (8 nodes by default) under a VCA_HOME of its own,
 incompressible data spread over many files (from /dev/urandom on the nodes), then times both ways of
 bringing it back, alternating, several runs each. Neither side reuses an SSH connection from an earlier
 run: scp runs with ControlMaster off, and vca's control masters are closed before each of its runs.
-Prints a Markdown table and writes bench/results/collect.json. Target: vca at most 1.3x scp.
+Prints a Markdown table and writes bench/results/collect.{json,md}. Target: vca at most 1.3x scp.
 
-    .venv/bin/python bench/collect.py [--nodes 8] [--mb 100] [--files 200] [--runs 3]
+    .venv/bin/python bench/collect.py [--nodes 8] [--mb 100] [--files 200] [--runs 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "results" / "collect.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import isolated_lab, write_results
+
 REMOTE = "/root/bench-results"
 
 
@@ -35,28 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, default=8)
     ap.add_argument("--mb", type=int, default=100, help="total MiB across all nodes")
     ap.add_argument("--files", type=int, default=200, help="files per node")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--compression", default="auto", help="vca collect --compression (default: auto)")
-    ap.add_argument("--cluster", default=f"bcol{os.getpid() % 10000}")
-    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    home = Path(tempfile.mkdtemp(prefix="vca-bench-collect-"))
-    os.environ["VCA_HOME"] = str(home / "home")
-    from vcloud_ansible.cluster import Cluster
+    with isolated_lab("collect") as home:
+        from vcloud_ansible.cluster import Cluster
 
-    cluster = Cluster(args.cluster)
-    try:
+        cluster = Cluster("bcol")
         cluster.provision(args.nodes)
         file_size = args.mb * (1 << 20) // args.nodes // args.files
         write_data(cluster, args.files, file_size)
         rows = measure(cluster, home, args.runs, args.nodes * args.files, args.compression)
-    finally:
-        cluster.teardown()
-        shutil.rmtree(home, ignore_errors=True)
     report = summarise(rows, args, file_size)
-    print(markdown(report))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    md = markdown(report)
+    print(md)
+    print(f"\nwrote {write_results('collect', report, md)}")
     return 0
 
 
@@ -127,7 +119,7 @@ def measure(cluster: Any, home: Path, runs: int, expected: int, compression: str
 def summarise(rows: dict[str, list[float]], args: argparse.Namespace, file_size: int) -> dict[str, Any]:
     med = {k: statistics.median(v) for k, v in rows.items()}
     return {
-        "benchmark": "collect",
+        "compression": args.compression,
         "nodes": args.nodes, "files_per_node": args.files, "file_bytes": file_size,
         "total_mb": round(args.nodes * args.files * file_size / 1e6, 1), "runs": args.runs,
         "cpus": os.cpu_count(),
