@@ -78,6 +78,11 @@ def test_hello_contract_reinject_and_grow(cluster_name: str) -> None:
     again = inject(Cluster(c), HELLO, JobOptions(env={"GREETING": "hi there"}))
     assert again.ok and again.changed_total == 0
     assert len(again.reports()) == 4 and all(not r["sent"] for r in again.reports().values())
+    # The playbook (vca run inject, raw ansible-playbook) runs the same node-side script: after the
+    # direct inject it finds nothing to send and nothing to change, the contract included.
+    played = Cluster(c).run("inject", {"pkg": str(HELLO), **JobOptions(env={"GREETING": "hi there"}).extravars()})
+    assert played.ok and played.changed_total == 0, played.hosts
+    assert all(o.reports[-1]["job"] == "unchanged" for o in played.hosts.values())
 
     # Nodes added later receive the current release and run it, with the grown contract.
     vca("-c", c, "provision", "2")
@@ -250,6 +255,14 @@ def test_package_through_bucket_and_raw_playbook(cluster_name: str, tmp_path: Pa
         release = status(c)[0]["release"]
         assert keys == [f"{c}/releases/{release}.tar.gz"]
         assert "AWS_SECRET_ACCESS_KEY" not in on_node(c, 0, "cat ~/vca/job/env")
+
+        # The playbook path with a bucket: vca_pack uploads once, the nodes fetch.
+        pkg2 = make_pkg(tmp_path / "b2", 'echo "b2 $VCA_NODE_INDEX" > b2.txt')
+        played = Cluster(c).run("inject", {"pkg": str(pkg2), "bucket": "pkgs", "restart": True})
+        assert played.ok, played.hosts
+        assert all(o.reports[-1]["via"] == "s3" and o.reports[-1]["sent"] for o in played.hosts.values())
+        wait_for(lambda: all(r["job"] == "exited(0)" and r["release"] != release for r in status(c)), "b2")
+        assert on_node(c, 1, "cat ~/vca/current/b2.txt") == "b2 1"
     finally:
         server.stop()
 
