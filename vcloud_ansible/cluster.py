@@ -66,8 +66,9 @@ class Cluster:
         access.write_access_files(self.state, nodes)
         return nodes
 
-    def select(self, indexes: Sequence[int] | None = None) -> list[Node]:
-        nodes = self.nodes()
+    def select(self, indexes: Sequence[int] | None = None, nodes: list[Node] | None = None) -> list[Node]:
+        """The nodes with these indexes (all when none); ``nodes``: the cluster's, when already listed."""
+        nodes = self.nodes() if nodes is None else nodes
         if not indexes:
             return nodes
         by_index = {n.index: n for n in nodes}

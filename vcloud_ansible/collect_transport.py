@@ -37,7 +37,7 @@ from .collect import (
     record_outcomes,
 )
 from .providers.base import Node
-from .sshexec import OWN_CONNECTION, ssh_command
+from .sshexec import MAX_PARALLEL, OWN_CONNECTION, ssh_command
 from .state import ClusterState
 
 _CHUNK = 1 << 20
@@ -245,9 +245,6 @@ def extract(source: int, compression: str, staging: Path, *,
         err.seek(0)
         text = err.read().decode(errors="replace").strip()
     return f"tar exited {rc}: {text[-300:]}" if rc else ""
-
-
-MAX_PARALLEL = 32  # nodes at once: each holds an ssh, a zstd and a few files open
 
 
 def collect_from_nodes(state: ClusterState, nodes: Sequence[Node], layout: Layout, spec: RemoteSpec, *,

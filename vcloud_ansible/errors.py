@@ -48,6 +48,17 @@ class ProviderError(VcaError):
 class RemoteFailed(VcaError):
     """A command or playbook failed on some nodes; ``hosts`` names them."""
 
+    NAMED = 5  # nodes described in the message; the rest are counted
+
+    @classmethod
+    def naming(cls, what: str, failed: dict[str, str], total: int, hint: str | None = None,
+               noun: str = "nodes") -> RemoteFailed:
+        """'<what> failed on 2 of 16 nodes: n-3 (why), n-7 (why)' from {node: why} in order."""
+        named = [f"{h} ({why})" for h, why in list(failed.items())[:cls.NAMED]]
+        if len(failed) > cls.NAMED:
+            named.append(f"and {len(failed) - cls.NAMED} more")
+        return cls(f"{what} failed on {len(failed)} of {total} {noun}: {', '.join(named)}", list(failed), hint)
+
     def __init__(self, message: str, hosts: list[str], hint: str | None = None) -> None:
         super().__init__(message, hint)
         self.hosts = hosts

@@ -116,13 +116,15 @@ def release_file(cluster: Cluster) -> Path:
 
 
 def inject(cluster: Cluster, source: Path, options: JobOptions, indexes: list[int] | None = None,
-           *, on_done: Callable[[NodeInject], None] | None = None, timeout: float | None = None) -> InjectResult:
+           *, on_done: Callable[[NodeInject], None] | None = None, timeout: float | None = None,
+           nodes: list[Node] | None = None) -> InjectResult:
     """Validate and pack locally (nothing is sent if the package is bad), then install and start the
-    release on the nodes (all, or ``indexes``), one ssh session each (vcloud_ansible.release_ssh)."""
+    release on the nodes (all, or ``indexes``), one ssh session each (vcloud_ansible.release_ssh).
+    ``nodes``: the cluster's nodes, when the caller has just listed them."""
     from .package import prepare
 
-    every = cluster.nodes()
-    targets = cluster.select(indexes)  # unknown nodes are refused before packing
+    every = cluster.nodes() if nodes is None else nodes
+    targets = cluster.select(indexes, every)  # unknown nodes are refused before packing
     packed = prepare(source.expanduser().resolve(), cluster.state.dir / "releases")
     result = _install(cluster, every, targets, packed.path, packed.release_id, packed.compression, options,
                       on_done=on_done, timeout=timeout)

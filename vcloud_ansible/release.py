@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from .paths import resource_root
@@ -38,6 +39,27 @@ class JobSettings:
     tmux: bool = False
     restart: bool = False
     grace: int = 10
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The cluster's node list and the two files the node contract makes of it (/etc/vca/cluster.json,
+    the /etc/hosts block): built once per inject, the same text for every node."""
+
+    nodes: list[dict[str, Any]]
+    cluster_json: str
+    hosts: str
+
+    @classmethod
+    def of(cls, nodes: list[dict[str, Any]]) -> Contract:
+        return cls(nodes, json.dumps(nodes, indent=1) + "\n",
+                   "".join(f"{n['private_ip']}\t{n['name']}\n" for n in nodes))
+
+
+@cache
+def agent_text() -> str:
+    """The node agent, installed by every inject (read once per process)."""
+    return AGENT_FILE.read_text()
 
 
 def node_entry(index: int, name: str, private_ip: str, public_address: str, role: str) -> dict[str, Any]:
@@ -90,7 +112,7 @@ def package_path(home: str, release_id: str) -> str:
 RECEIVE_INLINE = 'cat > "$P"  # the package follows the script on stdin\n'
 
 
-def install_script(release_id: str, compression: str, nodes: list[dict[str, Any]], env: dict[str, str],
+def install_script(release_id: str, compression: str, contract: Contract, env: dict[str, str],
                    job: JobSettings, *, url: str = "", receive: str = "", bootstrap: bool = False) -> str:
     """The script that installs the agent and the release, writes the node contract and launches.
 
@@ -99,7 +121,6 @@ def install_script(release_id: str, compression: str, nodes: list[dict[str, Any]
     lacks it. Prints ``key=value`` lines (see ``Report``).
     """
     q = shlex.quote
-    hosts = "".join(f"{n['private_ip']}\t{n['name']}\n" for n in nodes)
     envfile = "".join(f"{k}={q(v)}\n" for k, v in sorted(env.items()))
     launch = " ".join(q(str(x)) for x in (release_id, job.procs, int(job.mem_kb), int(job.tmux),
                                           int(job.restart), int(job.grace)))
@@ -116,15 +137,14 @@ fi
 V="$HOME/vca"; mkdir -p "$V/incoming" "$V/bin"; P={package_path('"$HOME"', q(release_id))}
 {receive}T=$(mktemp -d "$V/incoming/.c.XXXXXX")
 cat > "$T/agent" <<'{EOF_MARK}'
-{AGENT_FILE.read_text()}{EOF_MARK}
+{agent_text()}{EOF_MARK}
 if ! cmp -s "$T/agent" "$V/bin/vca-node"; then
   chmod 755 "$T/agent"; mv "$T/agent" "$V/bin/vca-node"; echo agent=updated
 fi
 cat > "$T/cluster.json" <<'{EOF_MARK}'
-{json.dumps(nodes, indent=1)}
-{EOF_MARK}
+{contract.cluster_json}{EOF_MARK}
 cat > "$T/hosts" <<'{EOF_MARK}'
-{hosts}{EOF_MARK}
+{contract.hosts}{EOF_MARK}
 cat > "$T/env" <<'{EOF_MARK}'
 {envfile}{EOF_MARK}
 {_download(url)}"$V/bin/vca-node" install {q(release_id)} {q(compression)} "$P"

@@ -83,14 +83,10 @@ class InjectResult:
         return {h: n.report.vca_report() for h, n in self.nodes.items() if n.ok and n.report}
 
     def raise_for_failures(self, what: str = "inject") -> None:
-        failed = self.failed
-        if failed:
-            named = [f"{h} ({self.nodes[h].message})" for h in failed[:5]]
-            if len(failed) > 5:
-                named.append(f"and {len(failed) - 5} more")
-            raise RemoteFailed(f"{what} failed on {len(failed)} of {len(self.nodes)} nodes: {', '.join(named)}",
-                               hosts=failed, hint="fix the cause and run the same command again: nodes that "
-                               "have the release receive nothing")
+        if self.failed:
+            raise RemoteFailed.naming(what, {h: self.nodes[h].message for h in self.failed}, len(self.nodes),
+                                      "fix the cause and run the same command again: nodes that have the "
+                                      "release receive nothing")
 
 
 def contract_nodes(nodes: Sequence[Node]) -> list[dict[str, Any]]:
@@ -104,13 +100,13 @@ def inject_nodes(state: ClusterState, every: Sequence[Node], targets: Sequence[N
                  url: str = "", timeout: float | None = None,
                  on_done: Callable[[NodeInject], None] | None = None) -> InjectResult:
     """Install and start the release on ``targets`` (``every``: the whole cluster, for the contract)."""
-    nodes = contract_nodes(every)
+    contract = release.Contract.of(contract_nodes(every))
     result = InjectResult(release_id)
     started = time.monotonic()
 
     def one(n: Node) -> NodeInject:
         try:
-            out = _one_node(state, n, nodes, tarball, release_id, compression, env, job, url, timeout)
+            out = _one_node(state, n, contract, tarball, release_id, compression, env, job, url, timeout)
         except Exception as exc:  # one node's surprise must not hide the others' outcomes
             out = NodeInject(n.name, error=f"{type(exc).__name__}: {exc}")
         if on_done:
@@ -124,11 +120,11 @@ def inject_nodes(state: ClusterState, every: Sequence[Node], targets: Sequence[N
     return result
 
 
-def _one_node(state: ClusterState, node: Node, nodes: list[dict[str, Any]], tarball: Path, rid: str,
+def _one_node(state: ClusterState, node: Node, contract: release.Contract, tarball: Path, rid: str,
               compression: str, env: dict[str, str], job: release.JobSettings, url: str,
               timeout: float | None) -> NodeInject:
-    job_env = release.contract_env(nodes, node.name, rid, state.name) | env
-    script = session_script(rid, compression, nodes, job_env, job, url)
+    job_env = release.contract_env(contract.nodes, node.name, rid, state.name) | env
+    script = session_script(rid, compression, contract, job_env, job, url)
     argv = [*ssh_command(state, node, *OWN_CONNECTION), "--", release.run_script_command(len(script))]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
@@ -154,11 +150,11 @@ def _one_node(state: ClusterState, node: Node, nodes: list[dict[str, Any]], tarb
     return NodeInject(node.name, release.Report.parse(rid, sent, rc, stdout, stderr))
 
 
-def session_script(rid: str, compression: str, nodes: list[dict[str, Any]], env: dict[str, str],
+def session_script(rid: str, compression: str, contract: release.Contract, env: dict[str, str],
                    job: release.JobSettings, url: str = "") -> bytes:
     """What the node runs in its session: the handshake, then the shared install script."""
     handshake = _HANDSHAKE.format(path=release.package_path('"$HOME"', rid), rid=rid)
-    return (handshake + release.install_script(rid, compression, nodes, env, job, url=url, bootstrap=True)
+    return (handshake + release.install_script(rid, compression, contract, env, job, url=url, bootstrap=True)
             ).encode()
 
 

@@ -60,7 +60,6 @@ PLAYBOOK_SUFFIXES = (".yml", ".yaml")
 
 # ssh's ControlPath is ``<dir>/%C``: 40 hex characters, and ssh appends ``.`` + 16 random characters while
 # it sets the master up. A unix socket path has at most 107 bytes: the folder may have 49.
-_FAILED_HOSTS_NAMED = 5
 _REDACTED = "<redacted>"
 _PUBLIC_ENV_PREFIXES = ("ANSIBLE_", "RUNNER_", "AWX_", "LC_")
 _PUBLIC_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "SHELL", "TERM", "PWD", "TMPDIR"})
@@ -100,20 +99,14 @@ class RunResult:
             return
         hint = f"full Ansible output in {self.artifacts_dir / 'stdout'}"
         if failed:
-            raise RemoteFailed(self._hosts_message(what, failed), hosts=failed, hint=hint)
+            raise RemoteFailed.naming(what, {h: self._why(h) for h in failed}, len(self.hosts), hint, "hosts")
         raise RemoteFailed(self._run_message(what), hosts=[], hint=hint)
 
-    def _hosts_message(self, what: str, failed: list[str]) -> str:
-        named = [self._describe(h) for h in failed[:_FAILED_HOSTS_NAMED]]
-        if len(failed) > _FAILED_HOSTS_NAMED:
-            named.append(f"and {len(failed) - _FAILED_HOSTS_NAMED} more")
-        return f"{what} failed on {len(failed)} of {len(self.hosts)} hosts: {', '.join(named)}"
-
-    def _describe(self, host: str) -> str:
+    def _why(self, host: str) -> str:
         o = self.hosts[host]
         if o.failed_task is None:
-            return f"{host} ({o.status})"
-        return f"{host} ({o.failed_task}: {o.message})" if o.message else f"{host} ({o.failed_task})"
+            return o.status
+        return f"{o.failed_task}: {o.message}" if o.message else o.failed_task
 
     def _run_message(self, what: str) -> str:
         if self.status == "timeout":

@@ -11,12 +11,12 @@ import click
 from ..jobs import JobOptions, logs_command, parse_mem, parse_procs, stop_command, tmux_attach_command
 from ..jobs import inject as do_inject
 from .context import App, parse_indexes, pass_app
+from .nodes import exec_ssh, summarize
+from .run import parse_extravars
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
     from ..release_ssh import InjectResult
-from .nodes import exec_ssh, summarize
-from .run import parse_extravars
 
 
 @click.command()
@@ -77,8 +77,9 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
 def _inject(app: App, cluster: Cluster, package: Path, options: JobOptions, indexes: list[int] | None
             ) -> InjectResult:
     """Every node at once; progress on a terminal, failures as they come."""
-    with app.node_progress("inject", len(cluster.select(indexes))) as done:
-        return do_inject(cluster, package, options, indexes,
+    every = cluster.nodes()  # listed once: on ec2 each listing is an API call
+    with app.node_progress("inject", len(cluster.select(indexes, every))) as done:
+        return do_inject(cluster, package, options, indexes, nodes=every,
                          on_done=lambda n: done(n.node, None if n.ok else n.message))
 
 

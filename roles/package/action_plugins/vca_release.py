@@ -62,7 +62,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                                   grace=int(a.get("grace", 10)))
         bootstrap = facts.get("nopython") == "1" and bool(a.get("bootstrap_python", True))
         script = release.install_script(
-            rid, str(a.get("compression", "gz")), nodes, env, job, url=url if needed else "",
+            rid, str(a.get("compression", "gz")), release.Contract.of(nodes), env, job, url=url if needed else "",
             receive=release.RECEIVE_INLINE if inline else "", bootstrap=bootstrap,
         ).encode()
         # The script travels first on stdin, a small package right after it in the same round trip.
