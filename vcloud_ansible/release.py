@@ -218,6 +218,8 @@ class Report:
                 or f.get("contract") == "changed" or f.get("agent") == "updated" or self.job == "started")
 
     def error_message(self) -> str:
+        if self.fields.get("release") in ("installed", "present"):  # what failed came after the install
+            return f"release {self.release_id} is installed, but {'; '.join(self.errors)}"
         return f"installing release {self.release_id} failed: {'; '.join(self.errors)}"
 
     def busy_message(self) -> str:

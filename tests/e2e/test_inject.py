@@ -299,3 +299,39 @@ def test_node_down_gets_the_release_on_the_next_inject(cluster_name: str, lab_en
     assert "sent to 1 of 2 nodes (the other 1 had it)" in res.stderr
     wait_for(lambda: [r["job"] for r in status(c)] == ["exited(0)"] * 2, "hello on both nodes")
     assert on_node(c, 1, "cat ~/vca/current/result.txt").splitlines()[:2] == ["index=1", "nodes=2"]
+
+
+# Stands in for systemd on cgroup v1 failing a unit at "step CGROUP" (exit 219): systemd accepts the
+# unit and its process dies before it runs. Here the first start of each process of a job fails that
+# way, and with /etc/vca-test-always-fail every start does.
+DYING_SYSTEMD_RUN = r"""#!/bin/sh
+for a in "$@"; do case "$a" in --unit=*) unit=${a#--unit=} ;; esac; last2="${last1:-} $a"; last1=$a; done
+seen="/tmp/vca-test-seen-$(echo "$last2" | tr ' ' '-')"
+if [ ! -f "$seen" ] || [ -f /etc/vca-test-always-fail ]; then
+  touch "$seen"
+  exec /usr/bin/systemd-run --quiet --collect --unit="$unit" /bin/sh -c 'exit 219'
+fi
+exec /usr/bin/systemd-run "$@"
+"""
+
+
+def test_process_whose_unit_dies_before_it_runs_is_started_again(cluster_name: str, tmp_path: Path) -> None:
+    c = cluster_name
+    vca("-c", c, "provision", "1")
+    vca("-c", c, "exec", "--", f"cat > /usr/local/bin/systemd-run <<'END'\n{DYING_SYSTEMD_RUN}END\n"
+        "chmod +x /usr/local/bin/systemd-run")
+    pkg = make_pkg(tmp_path / "once", 'echo "$VCA_PROC_INDEX" >> /tmp/ran')
+    res = vca("-c", c, "inject", str(pkg), "--procs", "3")
+    assert "sent to 1 of 1 nodes, job started on 1 (" in res.stderr, res.stderr
+    wait_for(lambda: status(c)[0]["job"] == "exited(0)", "three processes, each started twice")
+    # Each process ran exactly once, though each first start died (three units ended with 219).
+    assert sorted(on_node(c, 0, "cat /tmp/ran").split()) == ["0", "1", "2"]
+    died = on_node(c, 0, "journalctl --no-pager -u 'vca-job-*' | grep -c 'status=219' || true")
+    assert died == "3", died
+
+    # A process that never starts fails the inject on that node in one line, not as a silent "lost".
+    on_node(c, 0, "touch /etc/vca-test-always-fail")
+    res = vca("-c", c, "inject", str(pkg), "--restart", check=False)
+    assert res.returncode != 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert f"{c}-0 (release " in last and "is installed, but the job did not start" in last, res.stderr

@@ -46,6 +46,8 @@ def test_report_parsing() -> None:
     assert quiet.ok and not quiet.changed
     bad = release.Report.parse("abc", False, 1, "error=unpacking failed: x\n", "")
     assert not bad.ok and bad.error_message() == "installing release abc failed: unpacking failed: x"
+    late = release.Report.parse("abc", False, 1, "release=present\nerror=the job did not start: y\n", "")
+    assert late.error_message() == "release abc is installed, but the job did not start: y"
     silent = release.Report.parse("abc", False, 2, "", "sh: boom\n")
     assert silent.errors == ["sh: boom"]
     s3 = release.Report.parse("abc", False, 0, "fetched=1\njob=busy\njob_release=old\n", "")
