@@ -269,3 +269,12 @@ def format_uptime(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def expiry_warning(cluster: str, nodes: Sequence[Node], now: float) -> str | None:
+    """One line about nodes past their expiry time (ec2: vca:expires-at), which still cost money."""
+    late = [n.expires_at for n in nodes if n.expires_at is not None and n.expired(now)]
+    if not late:
+        return None
+    return (f"{len(late)} of {len(nodes)} nodes of cluster '{cluster}' expired (the first "
+            f"{format_uptime(now - min(late))} ago) and still run: `vca -c {cluster} teardown` removes them")

@@ -303,3 +303,31 @@ def test_destroy_purge_and_broken_inventory(moto: MotoServer, vca_home: Path,
     res = vca("-c", "lost", "destroy", "--purge")
     assert "forgotten" in res.stderr
     assert not (vca_home / "clusters" / "lost").exists()
+
+
+@pytest.mark.aws
+def test_expired_nodes_are_shown_until_torn_down(moto: MotoServer, vca_home: Path) -> None:
+    """Nodes past their vca:expires-at still cost money: status and clusters say so, teardown ends it.
+    The instances have no vca:ssh_host tag, so nothing connects to the addresses moto hands out."""
+    from vcloud_ansible.state import ClusterState
+
+    c = "late"
+    ClusterState(c).create("ec2", {"region": "us-east-1", "owner": "tester@test", "user": "root",
+                                   "ssh_via": "tag"})
+    ec2 = moto.ec2(agent="vca-test-standin")
+    for index, expires in ((0, "2020-01-01T00:00:00Z"), (1, "never"), (2, "2999-01-01T00:00:00Z")):
+        ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro", TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "vca:cluster", "Value": c},
+                                                  {"Key": "vca:index", "Value": str(index)},
+                                                  {"Key": "vca:expires-at", "Value": expires}]}])
+    res = vca("-c", c, "status")
+    assert "1 of 3 nodes of cluster 'late' expired" in res.stderr and "`vca -c late teardown`" in res.stderr
+    rows = json.loads(vca("-c", c, "status", "--json").stdout)
+    assert [r["expires"] for r in rows] == ["2020-01-01T00:00:00Z", "never", "2999-01-01T00:00:00Z"]
+    res = vca("clusters")
+    assert any(line.split()[:4] == [c, "ec2", "3", "(1"] for line in res.stdout.splitlines()), res.stdout
+    assert "1 of 3 nodes of cluster 'late' expired" in res.stderr
+
+    vca("-c", c, "teardown", "--yes")
+    assert _live(moto, c) == []
+    assert "late" not in vca("clusters").stdout

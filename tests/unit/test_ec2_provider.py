@@ -162,3 +162,20 @@ def test_teardown_terminates_at_most_1000_instances_per_call() -> None:
     with pytest.raises(_Exit):
         instances.ensure_absent(_FakeModule(cluster="big", state="absent", indexes=[3, 7]), client)
     assert client.terminate_calls == [2]  # only the nodes asked for
+
+
+def test_expiry_tag_and_warning() -> None:
+    from vcloud_ansible.cluster import expiry_warning
+    from vcloud_ansible.providers.base import Node
+
+    at = ec2.parse_expiry("2026-01-02T03:04:05Z")
+    assert at == 1767323045.0
+    assert ec2.parse_expiry("never") is None and ec2.parse_expiry(None) is None
+    assert ec2.parse_expiry("tomorrow") is None  # a tag vca did not write never counts as expired
+    nodes = [Node(0, "c-0", "h", "p", expires_at=at), Node(1, "c-1", "h", "p", expires_at=at + 600),
+             Node(2, "c-2", "h", "p")]
+    assert [n.expired(at + 60) for n in nodes] == [True, False, False]
+    assert expiry_warning("c", nodes, at - 1) is None
+    assert expiry_warning("c", nodes, at + 3600) == (
+        "2 of 3 nodes of cluster 'c' expired (the first 1h00m ago) and still run: "
+        "`vca -c c teardown` removes them")

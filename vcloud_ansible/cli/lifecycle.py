@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -145,13 +146,19 @@ def clusters(app: App) -> None:
         app.say("no clusters; create one with `vca provision N`")
         return
     table = Table("cluster", "provider", "nodes", box=None, pad_edge=False)
-    from ..cluster import Cluster
+    from ..cluster import Cluster, expiry_warning
 
+    warnings, now = [], time.time()
     for name in names:
         spec = ClusterState(name).load()
         try:
-            count = str(len(Cluster(name).provider.nodes(ClusterState(name))))
+            nodes = Cluster(name).provider.nodes(ClusterState(name))
         except Exception as exc:  # one broken cluster must not hide the others
-            count = f"? ({exc})"
-        table.add_row(name, spec.provider, count)
+            table.add_row(name, spec.provider, f"? ({exc})")
+            continue
+        expired = sum(1 for n in nodes if n.expired(now))
+        table.add_row(name, spec.provider, f"{len(nodes)} ({expired} expired)" if expired else str(len(nodes)))
+        warnings.append(expiry_warning(name, nodes, now))
     app.out.print(table)
+    for warning in filter(None, warnings):
+        app.say(warning)

@@ -11,7 +11,7 @@ from typing import NoReturn
 import click
 from rich.table import Table
 
-from ..cluster import format_uptime
+from ..cluster import expiry_warning, format_uptime
 from ..errors import RemoteFailed
 from ..jobs import JobState, job_details
 from ..sshexec import ExecResult, ssh_command
@@ -57,6 +57,9 @@ def status(app: App, as_json: bool) -> None:
     down = [s.node.name for s in rows if s.state not in ("up", "running")]
     if down:
         app.say(f"{len(down)} of {len(rows)} nodes not up: {', '.join(down)}")
+    warning = expiry_warning(cluster.name, [s.node for s in rows], now)
+    if warning:
+        app.say(warning)
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

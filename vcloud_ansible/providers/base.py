@@ -27,6 +27,10 @@ class Node:
     instance_id: str | None = None
     host_key: str | None = None  # "<type> <base64>", when the provider knows it before first contact
     details: dict[str, Any] = field(default_factory=dict)  # provider-specific columns for status
+    expires_at: float | None = None  # epoch seconds after which the node counts as expired; None: never
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 class Provider(Protocol):

@@ -39,6 +39,7 @@ from .ec2_ssh import HostKeys, learn_host_keys, ssh_target
 INVENTORY_NAME = "inventory.aws_ec2.yml"  # the aws_ec2 plugin only reads files ending in aws_ec2.yml
 REQUEST_FILE = "ec2-request.json"
 PLAYBOOK_TIMEOUT = 3600
+EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # of the vca:expires-at tag (UTC)
 
 
 class Ec2Provider:
@@ -218,8 +219,18 @@ def _node(cluster: str, i: Instance, s: Ec2Settings, host_key: str | None) -> No
         role=i.role or role_for(i.index), state=state, public_address=i.public_ip, instance_id=i.id,
         host_key=host_key,
         details={"instance": i.id, "type": i.instance_type, "zone": i.zone, "lifecycle": i.lifecycle,
-                 "launched": i.launch_time, "public_ip": i.public_ip or "-"},
+                 "launched": i.launch_time, "public_ip": i.public_ip or "-",
+                 "expires": i.tags.get(ec2_api.TAG_EXPIRES, "-")},
+        expires_at=parse_expiry(i.tags.get(ec2_api.TAG_EXPIRES)),
     )
+
+
+def parse_expiry(tag: str | None) -> float | None:
+    """A vca:expires-at tag as epoch seconds; None for "never", a missing tag or one vca did not write."""
+    try:
+        return datetime.strptime(tag or "", EXPIRY_FORMAT).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def _settings(state: ClusterState) -> Ec2Settings:
@@ -269,7 +280,7 @@ def _expires_at(s: Ec2Settings) -> str:
     seconds = s.lifetime_seconds
     if seconds is None:
         return "never"
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime(EXPIRY_FORMAT)
 
 
 def _extravars(state: ClusterState, s: Ec2Settings, plan: Plan, count: int, token: str) -> dict[str, Any]:
