@@ -31,3 +31,24 @@ def test_index_ranges_and_uptime() -> None:
     assert index_ranges([0, 1, 2, 5, 7, 8]) == "0-2, 5, 7-8"
     assert index_ranges([]) == ""
     assert [format_uptime(x) for x in (None, 5, 65, 7322)] == ["-", "5s", "1m05s", "2h02m"]
+
+
+def test_commands_load_lazily_and_all_resolve() -> None:
+    import subprocess
+    import sys
+
+    import click
+
+    from vcloud_ansible.cli.main import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name, name
+    assert cli.get_command(ctx, "nosuch") is None
+    # `vca status` must not pay for collect's or provisioning's imports
+    probe = ("import sys, vcloud_ansible.cli.main, vcloud_ansible.cli.nodes; "
+             "print(sorted(k for k in sys.modules if k.startswith('vcloud_ansible.')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "vcloud_ansible.collect'" not in loaded and "vcloud_ansible.cli.lifecycle'" not in loaded, loaded
+    assert "vcloud_ansible.cli.nodes'" in loaded

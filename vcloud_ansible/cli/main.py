@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from .. import __version__
 from ..errors import VcaError
-from .collect import collect
-from .context import App
-from .jobs import attach, inject, logs, mkpkg, stop, wait
-from .lifecycle import clusters, destroy, provision, teardown
-from .nodes import connect, exec_, inventory, ssh_config, status
-from .run import run
+
+# Each command's module is imported only when that command runs (or for --help): a command pays
+# for its own imports, not for every other command's.
+COMMANDS = {
+    "provision": "lifecycle", "teardown": "lifecycle", "destroy": "lifecycle", "clusters": "lifecycle",
+    "status": "nodes", "connect": "nodes", "exec": "nodes:exec_", "ssh-config": "nodes:ssh_config",
+    "inventory": "nodes", "run": "run", "inject": "jobs", "mkpkg": "jobs", "logs": "jobs", "attach": "jobs",
+    "stop": "jobs", "wait": "jobs", "collect": "collect",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, _, attr = COMMANDS[cmd_name].partition(":")
+        command: click.Command = getattr(importlib.import_module(f"{__package__}.{module}"),
+                                         attr or cmd_name)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--cluster", "cluster_name", envvar="VCA_CLUSTER", metavar="NAME",
               help="Cluster to act on (env VCA_CLUSTER; default 'default'). a-z, 0-9, '-', at most 32.")
 @click.option("-v", "--verbose", count=True, help="More output; for playbooks, Ansible's own (-vv, -vvv...).")
@@ -33,12 +50,9 @@ def cli(ctx: click.Context, cluster_name: str | None, verbose: int) -> None:
 
     State lives in $VCA_HOME (default ~/.vca).
     """
+    from .context import App
+
     ctx.obj = App(cluster_name=cluster_name, verbose=verbose)
-
-
-for command in (provision, teardown, destroy, clusters, status, connect, exec_, ssh_config, inventory, run,
-                inject, mkpkg, logs, attach, stop, wait, collect):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
