@@ -135,18 +135,23 @@ class Cluster:
             if not existed and not self._has_nodes(prov):
                 self.state.forget()
             raise
-        current = {n.index: n for n in prov.nodes(self.state)}
-        for n in new:  # the host keys learnt at creation
-            if n.index in current:
-                current[n.index].host_key = n.host_key
-        access.write_access_files(self.state, sorted(current.values(), key=lambda n: n.index))
-        if new:
-            say(f"waiting for SSH on {len(new)} node{'s' if len(new) != 1 else ''}")
         try:
+            current = {n.index: n for n in prov.nodes(self.state)}
+            for n in new:  # the host keys learnt at creation
+                if n.index in current:
+                    current[n.index].host_key = n.host_key
+            access.write_access_files(self.state, sorted(current.values(), key=lambda n: n.index))
+            if new:
+                say(f"waiting for SSH on {len(new)} node{'s' if len(new) != 1 else ''}")
             sshexec.wait_ready(self.state, new)
-        except VcaError:
+        except (VcaError, KeyboardInterrupt) as exc:  # all of them or none: remove what this run made
+            if isinstance(exc, KeyboardInterrupt):
+                say(f"interrupted: removing the {len(new)} new node{'s' if len(new) != 1 else ''}")
             prov.destroy(self.state, [n.index for n in new], say)
-            self.nodes()
+            if not existed and not self._has_nodes(prov):
+                self.state.forget()
+            else:
+                self.nodes()
             raise
         if existed:  # nodes added after an inject get the cluster's current release and start it
             result = reinject_current(self)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -75,19 +76,23 @@ def run_all(state: ClusterState, nodes: Sequence[Node], command: str, timeout: f
 def wait_ready(state: ClusterState, nodes: Sequence[Node], timeout: float = 90.0) -> None:
     """Wait until every node accepts an SSH login (port open, host key as recorded, key accepted)."""
     deadline = time.monotonic() + timeout
+    stop = threading.Event()  # set when the wait ends early (interrupted): the probes give up
 
     def ready(n: Node) -> bool:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop.is_set():
             if _port_open(n.address, n.port):
                 left = max(1.0, deadline - time.monotonic())
                 r = run_one(state, n, "true", timeout=min(15.0, left))
                 if r.rc == 0:
                     return True
-            time.sleep(0.2)
+            stop.wait(0.2)
         return False
 
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(nodes)))) as pool:
-        ok = list(pool.map(ready, nodes))
+        try:
+            ok = list(pool.map(ready, nodes))
+        finally:  # before the pool waits for its threads
+            stop.set()
     late = [n.name for n, good in zip(nodes, ok, strict=True) if not good]
     if late:
         raise ProviderError(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from helpers import host_leftovers, raw_ansible, vca
+from helpers import VCA_ARGV, host_leftovers, raw_ansible, vca
 
 from vcloud_ansible.lab.registry import Registry
 
@@ -124,7 +126,6 @@ def test_reboot_restarts_and_dead_node_shows_down(cluster_name: str, lab_env: Pa
                  "ps -o lstart= -p 1").stdout
     vca("-c", c, "exec", "--node", "1", "--", "systemctl reboot", check=False)
     deadline = 60
-    import time
 
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -148,3 +149,52 @@ def test_reboot_restarts_and_dead_node_shows_down(cluster_name: str, lab_env: Pa
     vca("-c", c, "teardown", "--yes")
     assert host_leftovers(c) == []
 
+
+
+
+def _signal_after(cluster: str, line: str, signum: int, hold_ssh: bool = False) -> tuple[int, str, float]:
+    """Start `vca provision 3` and send ``signum`` once stderr shows ``line``; the exit code, stderr and
+    the seconds from the signal to the exit.
+
+    ``hold_ssh`` takes the lab bridge down as soon as the nodes boot, so that the wait for their SSH
+    lasts until the signal comes, however fast this machine is."""
+    proc = subprocess.Popen([*VCA_ARGV, "-c", cluster, "provision", "3"], stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+    assert proc.stderr is not None
+    bridge = os.environ["VCA_LAB_BRIDGE"]
+    seen: list[str] = []
+    try:
+        for _ in range(20):  # a handful of progress lines come first; bounded
+            seen.append(proc.stderr.readline())
+            if hold_ssh and "booting" in seen[-1]:
+                subprocess.run(["ip", "link", "set", bridge, "down"], check=True)
+            if line in seen[-1]:
+                proc.send_signal(signum)
+                signalled = time.monotonic()
+                break
+        else:
+            pytest.fail(f"never saw {line!r}: {seen}")
+        rest = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if hold_ssh:  # gone with the last node, or back up
+            subprocess.run(["ip", "link", "set", bridge, "up"], capture_output=True, check=False)
+    return proc.returncode, "".join(seen) + rest, time.monotonic() - signalled
+
+
+def test_interrupted_provision_leaves_nothing_behind(cluster_name: str, lab_env: Path) -> None:
+    """Ctrl-C while nodes boot, SIGTERM while waiting for their SSH: either way none of them stays."""
+    c = cluster_name
+    rc, err, _ = _signal_after(c, "booting 3 lab nodes", signal.SIGINT)
+    assert rc == 130 and err.rstrip().endswith("vca: interrupted"), err
+    assert host_leftovers(c) == [] and Registry(lab_env).nodes(c) == []
+    assert c not in vca("clusters").stdout
+
+    rc, err, took = _signal_after(c, "waiting for SSH", signal.SIGTERM, hold_ssh=True)
+    assert rc == 143 and "interrupted: removing the 3 new nodes" in err, err
+    assert took < 20, f"{took:.0f} s from SIGTERM to exit: the wait for SSH did not stop at once"
+    assert err.rstrip().endswith("vca: terminated"), err
+    assert host_leftovers(c) == [] and Registry(lab_env).nodes(c) == []
+    assert c not in vca("clusters").stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 import click
@@ -55,15 +56,32 @@ def cli(ctx: click.Context, cluster_name: str | None, verbose: int) -> None:
     ctx.obj = App(cluster_name=cluster_name, verbose=verbose)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up runs (nothing half made is left)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    terminated = isinstance(exc, Terminated)
+    click.echo("vca: terminated" if terminated else "vca: interrupted", err=True)
+    return 143 if terminated else 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error becomes one line on stderr and a non-zero exit code."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(args=argv, prog_name="vca", standalone_mode=False)
     except VcaError as exc:
         click.echo(f"vca: error: {exc.one_line()}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("vca: aborted", err=True)
+    except click.exceptions.Abort as exc:  # click turns Ctrl-C (and our SIGTERM) into Abort
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            return _interrupted(exc.__cause__)
+        click.echo("vca: aborted", err=True)  # a confirmation answered no
         return 1
     except click.ClickException as exc:
         ctx = getattr(exc, "ctx", None)
@@ -74,9 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         click.echo(f"vca: error: {exc.strerror or exc}{where}", err=True)
         return 1
-    except KeyboardInterrupt:
-        click.echo("vca: interrupted", err=True)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     return 0
 
 

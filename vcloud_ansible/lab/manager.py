@@ -60,10 +60,14 @@ class Lab:
                               authorized_key, cfg.apt_proxy)
             results.append((n, key))
 
-        with ThreadPoolExecutor(max_workers=min(8, count)) as pool:
-            for fut in [pool.submit(boot, n) for n in new]:
-                if (exc := fut.exception()) is not None:
-                    errors.append(exc)
+        try:
+            with ThreadPoolExecutor(max_workers=min(8, count)) as pool:
+                for fut in [pool.submit(boot, n) for n in new]:
+                    if (exc := fut.exception()) is not None:
+                        errors.append(exc)
+        except BaseException:  # interrupted: the boots under way have ended; none of this run stays
+            self._remove(new)
+            raise
         if errors:
             self._remove(new)
             raise errors[0]
