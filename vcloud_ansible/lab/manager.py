@@ -43,15 +43,6 @@ class Lab:
         raise_kernel_limits(say)
         rootfs = ensure_image(self.config.image_dir, ImageRecipe.for_host(), say)
         cfg = self.config
-        with self.registry.locked() as data:
-            self._check_owner(nodes_in(data, cluster), cluster, owner)
-            new = self._allocate(data, cluster, count, owner)
-            for n in new:
-                put(data, n)
-            netns.claim_bridge(cfg.bridge, cfg.root)
-            netns.ensure_bridge(cfg.bridge, cfg.gateway, cfg.subnet.prefixlen)
-            aptproxy.ensure(cfg.root, cfg.gateway, cfg.apt_proxy_port)
-        say(f"booting {count} lab node{'s' if count != 1 else ''}")
         results: list[tuple[LabNode, str]] = []
         errors: list[BaseException] = []
 
@@ -60,12 +51,22 @@ class Lab:
                               authorized_key, cfg.apt_proxy)
             results.append((n, key))
 
+        new: list[LabNode] = []
         try:
+            with self.registry.locked() as data:
+                self._check_owner(nodes_in(data, cluster), cluster, owner)
+                new = self._allocate(data, cluster, count, owner)
+                for n in new:
+                    put(data, n)
+                netns.claim_bridge(cfg.bridge, cfg.root)
+                netns.ensure_bridge(cfg.bridge, cfg.gateway, cfg.subnet.prefixlen)
+                aptproxy.ensure(cfg.root, cfg.gateway, cfg.apt_proxy_port)
+            say(f"booting {count} lab node{'s' if count != 1 else ''}")
             with ThreadPoolExecutor(max_workers=min(8, count)) as pool:
                 for fut in [pool.submit(boot, n) for n in new]:
                     if (exc := fut.exception()) is not None:
                         errors.append(exc)
-        except BaseException:  # interrupted: the boots under way have ended; none of this run stays
+        except KeyboardInterrupt:  # the boots under way have ended: none of this run's nodes stays
             self._remove(new)
             raise
         if errors:
