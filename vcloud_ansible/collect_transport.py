@@ -17,7 +17,6 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -37,7 +36,7 @@ from .collect import (
     record_outcomes,
 )
 from .providers.base import Node
-from .sshexec import MAX_PARALLEL, OWN_CONNECTION, ssh_command
+from .sshexec import OWN_CONNECTION, parallel, spawn, ssh_command
 from .state import ClusterState
 
 _CHUNK = 1 << 20
@@ -124,8 +123,7 @@ class _SshStream:
     follows can go straight from the pipe into the decompressor, past Python."""
 
     def __init__(self, argv: Sequence[str], script: bytes, err: IO[bytes], timeout: float | None) -> None:
-        self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                     bufsize=0)
+        self.proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, bufsize=0)
         assert self.proc.stdout is not None
         self.stdout_fd = self.proc.stdout.fileno()
         # A roomy pipe: ssh writes what arrives at once instead of holding it in its own buffers,
@@ -236,9 +234,8 @@ def extract(source: int, compression: str, staging: Path, *,
     if tar is None or (compression == "zstd" and shutil.which("zstd") is None):
         raise CollectError("this machine needs tar (and zstd for zstd archives) to unpack what nodes send")
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([tar, "-x", "-f", "-", "-C", str(staging), "--no-same-owner",
-                                 "--no-same-permissions", "--no-overwrite-dir", *flags],
-                                stdin=source, stdout=subprocess.DEVNULL, stderr=err)
+        proc = spawn([tar, "-x", "-f", "-", "-C", str(staging), "--no-same-owner", "--no-same-permissions",
+                      "--no-overwrite-dir", *flags], stdin=source, stdout=subprocess.DEVNULL, stderr=err)
         if adopt:
             adopt(proc)
         rc = proc.wait()
@@ -275,7 +272,6 @@ def collect_from_nodes(state: ClusterState, nodes: Sequence[Node], layout: Layou
             on_done(o)
         return o
 
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(nodes))) as pool:
-        outcomes = list(pool.map(one, nodes))
+    outcomes = parallel(one, nodes)
     record_outcomes(layout, spec, outcomes)
     return outcomes

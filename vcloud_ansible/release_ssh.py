@@ -16,7 +16,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from . import release
 from .errors import RemoteFailed
 from .progress import natural_key
 from .providers.base import Node
-from .sshexec import MAX_PARALLEL, OWN_CONNECTION, ssh_command
+from .sshexec import OWN_CONNECTION, parallel, spawn, ssh_command
 from .state import ClusterState
 
 # The node reads the script, then says whether it needs the package; the controller then sends
@@ -113,9 +112,8 @@ def inject_nodes(state: ClusterState, every: Sequence[Node], targets: Sequence[N
             on_done(out)
         return out
 
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(targets)))) as pool:
-        for out in pool.map(one, targets):
-            result.nodes[out.node] = out
+    for out in parallel(one, targets):
+        result.nodes[out.node] = out
     result.elapsed = time.monotonic() - started
     return result
 
@@ -127,7 +125,7 @@ def _one_node(state: ClusterState, node: Node, contract: release.Contract, tarba
     script = session_script(rid, compression, contract, job_env, job, url)
     argv = [*ssh_command(state, node, *OWN_CONNECTION), "--", release.run_script_command(len(script))]
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+        proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
         timer = threading.Timer(timeout, proc.kill) if timeout else None
         if timer:
             timer.start()

@@ -6,13 +6,16 @@ round trip costs milliseconds, an Ansible module run costs a Python start on the
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from .errors import ProviderError
 from .providers.base import Node
@@ -24,6 +27,47 @@ MAX_PARALLEL = 32  # each ssh holds a few descriptors; stay far below the open-f
 # master (from provisioning, or an earlier command) keeps the session hanging until ServerAlive gives
 # up, a minute later; a fresh connection fails within ConnectTimeout.
 OWN_CONNECTION = ("-T", "-o", "ControlMaster=no", "-o", "ControlPath=none")
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# The processes (ssh, tar) that parallel()'s threads wait on. An interrupt (Ctrl-C, SIGTERM) kills
+# them, so that the threads, and vca with them, stop at once rather than when the remote commands end.
+_children: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
+_children_lock = threading.Lock()
+_interrupted = threading.Event()
+_POLL = 0.25  # seconds between looks at the clock and at interrupts while a command runs
+
+
+def spawn(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` for work under parallel(): killed when that work is interrupted."""
+    proc: subprocess.Popen[bytes] = subprocess.Popen(list(argv), **kwargs)
+    with _children_lock:
+        _children.add(proc)
+    if _interrupted.is_set():  # started while parallel() was killing the others
+        proc.kill()
+    return proc
+
+
+def parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``fn`` over ``items`` on up to MAX_PARALLEL threads; results in order. Interrupted, it cancels
+    what has not started and kills what spawn() started, then lets the interrupt go on."""
+    try:
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(items)))) as pool:
+            try:
+                return list(pool.map(fn, items))
+            except KeyboardInterrupt:
+                _interrupted.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                with _children_lock:
+                    victims = list(_children)
+                for proc in victims:
+                    with contextlib.suppress(OSError):
+                        proc.kill()  # a no-op for a process already reaped
+                raise
+    finally:
+        _interrupted.clear()
 
 
 @dataclass
@@ -45,14 +89,30 @@ def ssh_command(state: ClusterState, node: Node, *extra: str, batch: bool = True
 def run_one(state: ClusterState, node: Node, command: str, timeout: float | None = None,
             stdin: bytes | None = None) -> ExecResult:
     started = time.monotonic()
-    try:
-        res = subprocess.run(
-            [*ssh_command(state, node, "-T"), "--", command], input=stdin or b"",
-            capture_output=True, timeout=timeout, check=False,
-        )
-        rc, out, err = res.returncode, res.stdout, res.stderr
-    except subprocess.TimeoutExpired as exc:
-        rc, out, err = -1, exc.stdout or b"", (exc.stderr or b"") + f"timed out after {timeout} s".encode()
+    deadline = None if timeout is None else started + timeout
+    with spawn([*ssh_command(state, node, "-T"), "--", command], stdin=subprocess.PIPE,
+               stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        data: bytes | None = stdin or b""
+        while True:
+            step = _POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic()))
+            try:
+                out, err = proc.communicate(data, timeout=step)
+                rc = proc.returncode
+                break
+            except subprocess.TimeoutExpired as exc:
+                data = None  # sent already
+                out, err = exc.stdout or b"", exc.stderr or b""
+                if _interrupted.is_set():
+                    why = "interrupted"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    why = f"timed out after {timeout} s"
+                else:
+                    continue
+                # Abandon it now: through a control master, the session's pipes stay open until the
+                # remote command ends, whatever becomes of this ssh process.
+                proc.kill()
+                rc, err = -1, err + why.encode()
+                break
     return ExecResult(node, rc, out.decode(errors="replace"), err.decode(errors="replace"),
                       time.monotonic() - started)
 
@@ -69,30 +129,24 @@ def run_all(state: ClusterState, nodes: Sequence[Node], command: str, timeout: f
             on_done(r)
         return r
 
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(nodes))) as pool:
-        return list(pool.map(one, nodes))
+    return parallel(one, nodes)
 
 
 def wait_ready(state: ClusterState, nodes: Sequence[Node], timeout: float = 90.0) -> None:
     """Wait until every node accepts an SSH login (port open, host key as recorded, key accepted)."""
     deadline = time.monotonic() + timeout
-    stop = threading.Event()  # set when the wait ends early (interrupted): the probes give up
 
     def ready(n: Node) -> bool:
-        while time.monotonic() < deadline and not stop.is_set():
+        while time.monotonic() < deadline and not _interrupted.is_set():
             if _port_open(n.address, n.port):
                 left = max(1.0, deadline - time.monotonic())
                 r = run_one(state, n, "true", timeout=min(15.0, left))
                 if r.rc == 0:
                     return True
-            stop.wait(0.2)
+            _interrupted.wait(0.2)
         return False
 
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(nodes)))) as pool:
-        try:
-            ok = list(pool.map(ready, nodes))
-        finally:  # before the pool waits for its threads
-            stop.set()
+    ok = parallel(ready, nodes)
     late = [n.name for n, good in zip(nodes, ok, strict=True) if not good]
     if late:
         raise ProviderError(

@@ -55,6 +55,26 @@ def test_provision_grow_exec_connect_ansible_teardown(
     res = vca("-c", c, "exec", "--node", "1,4", "--", "hostname")
     assert sorted(res.stdout.splitlines()) == [f"{c}-1: {c}-1", f"{c}-4: {c}-4"]
 
+    # --timeout abandons a command that runs on, though a control master holds its session open.
+    started = time.monotonic()
+    res = vca("-c", c, "exec", "--node", "0", "--timeout", "2", "--", "echo begun; sleep 60", check=False)
+    assert time.monotonic() - started < 15, res.stderr
+    assert res.returncode != 0 and f"{c}-0 (timed out)" in res.stderr and f"{c}-0: begun" in res.stdout
+
+    # SIGTERM (or Ctrl-C) ends `vca exec` at once, not when the commands end.
+    proc = subprocess.Popen([*VCA_ARGV, "-c", c, "exec", "--", "echo begun; sleep 60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        proc.terminate()
+        signalled = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143 and err.rstrip().endswith("vca: terminated"), err
+    assert time.monotonic() - signalled < 10
+
     # connect N -- CMD runs on node N.
     assert vca("-c", c, "connect", "2", "--", "hostname").stdout.strip() == f"{c}-2"
 
