@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import threading
 
 import click
 
@@ -72,7 +73,8 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error becomes one line on stderr and a non-zero exit code."""
-    signal.signal(signal.SIGTERM, _terminated)
+    if threading.current_thread() is threading.main_thread():  # only there can Python take signals
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(args=argv, prog_name="vca", standalone_mode=False)
     except VcaError as exc:
