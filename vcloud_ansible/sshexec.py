@@ -53,21 +53,21 @@ def spawn(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
 def parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """``fn`` over ``items`` on up to MAX_PARALLEL threads; results in order. Interrupted, it cancels
     what has not started and kills what spawn() started, then lets the interrupt go on."""
-    try:
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(items)))) as pool:
-            try:
-                return list(pool.map(fn, items))
-            except KeyboardInterrupt:
-                _interrupted.set()
-                pool.shutdown(wait=False, cancel_futures=True)
-                with _children_lock:
-                    victims = list(_children)
-                for proc in victims:
-                    with contextlib.suppress(OSError):
-                        proc.kill()  # a no-op for a process already reaped
-                raise
-    finally:
-        _interrupted.clear()
+    # Cleared here, not when an interrupted run ends: an interrupt that lands while the pool starts a
+    # thread leaves that thread unknown to the pool (not joined), and it must see the interrupt too.
+    _interrupted.clear()
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(items)))) as pool:
+        try:
+            return list(pool.map(fn, items))
+        except KeyboardInterrupt:
+            _interrupted.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            with _children_lock:
+                victims = list(_children)
+            for proc in victims:
+                with contextlib.suppress(OSError):
+                    proc.kill()  # a no-op for a process already reaped
+            raise
 
 
 @dataclass

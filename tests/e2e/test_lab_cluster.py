@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -176,18 +177,20 @@ def _signal_after(cluster: str, line: str, signum: int, hold_ssh: bool = False) 
     """Start `vca provision 3` and send ``signum`` once stderr shows ``line``; the exit code, stderr and
     the seconds from the signal to the exit.
 
-    ``hold_ssh`` takes the lab bridge down as soon as the nodes boot, so that the wait for their SSH
-    lasts until the signal comes, however fast this machine is."""
+    ``hold_ssh`` makes the lab's node addresses unreachable from this host (two "unreachable" routes,
+    more specific than the bridge's), so that the wait for their SSH lasts until the signal comes,
+    however fast this machine is. Nothing is sent anywhere meanwhile: connecting fails at once."""
+    net = ipaddress.ip_network(os.environ["VCA_LAB_SUBNET"])
+    holds = [str(half) for half in net.subnets(prefixlen_diff=1)] if hold_ssh else []
+    for half in holds:
+        subprocess.run(["ip", "route", "add", "unreachable", half], check=True)
     proc = subprocess.Popen([*VCA_ARGV, "-c", cluster, "provision", "3"], stderr=subprocess.PIPE, text=True,
                             stdout=subprocess.DEVNULL, start_new_session=True)
     assert proc.stderr is not None
-    bridge = os.environ["VCA_LAB_BRIDGE"]
     seen: list[str] = []
     try:
         for _ in range(20):  # a handful of progress lines come first; bounded
             seen.append(proc.stderr.readline())
-            if hold_ssh and "booting" in seen[-1]:
-                subprocess.run(["ip", "link", "set", bridge, "down"], check=True)
             if line in seen[-1]:
                 proc.send_signal(signum)
                 signalled = time.monotonic()
@@ -199,8 +202,8 @@ def _signal_after(cluster: str, line: str, signum: int, hold_ssh: bool = False) 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        if hold_ssh:  # gone with the last node, or back up
-            subprocess.run(["ip", "link", "set", bridge, "up"], capture_output=True, check=False)
+        for half in holds:
+            subprocess.run(["ip", "route", "del", "unreachable", half], capture_output=True, check=False)
     return proc.returncode, "".join(seen) + rest, time.monotonic() - signalled
 
 
