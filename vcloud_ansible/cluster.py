@@ -132,8 +132,7 @@ class Cluster:
         try:
             new = prov.create(self.state, count, say)
         except BaseException:
-            if not existed and not self._has_nodes(prov):
-                self.state.forget()
+            self._forget_if_new_and_empty(prov, existed)
             raise
         try:
             current = {n.index: n for n in prov.nodes(self.state)}
@@ -148,10 +147,8 @@ class Cluster:
             if isinstance(exc, KeyboardInterrupt):
                 say(f"interrupted: removing the {len(new)} new node{'s' if len(new) != 1 else ''}")
             prov.destroy(self.state, [n.index for n in new], say)
-            if not existed and not self._has_nodes(prov):
-                self.state.forget()
-            else:
-                self.nodes()
+            if not self._forget_if_new_and_empty(prov, existed):
+                self.nodes()  # the access files without the removed nodes
             raise
         if existed:  # nodes added after an inject get the cluster's current release and start it
             result = reinject_current(self)
@@ -159,6 +156,13 @@ class Cluster:
                 result.raise_for_failures("handing the current release to the new nodes")
                 say(f"gave the new nodes the cluster's current release {result.release_id}")
         return new
+
+    def _forget_if_new_and_empty(self, prov: Provider, existed: bool) -> bool:
+        """After a failed provision: forget the cluster if this run created it and no node is left."""
+        if existed or self._has_nodes(prov):
+            return False
+        self.state.forget()
+        return True
 
     def _has_nodes(self, prov: Provider) -> bool:
         """Whether the provider shows nodes of the cluster; True when it cannot tell (keep the state)."""

@@ -150,9 +150,10 @@ def clusters(app: App) -> None:
 
     warnings, now = [], time.time()
     for name in names:
-        spec = ClusterState(name).load()
+        state = ClusterState(name)
+        spec = state.load()
         try:
-            nodes = Cluster(name).provider.nodes(ClusterState(name))
+            nodes = Cluster(name).provider.nodes(state)
         except Exception as exc:  # one broken cluster must not hide the others
             table.add_row(name, spec.provider, f"? ({exc})")
             continue
