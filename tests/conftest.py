@@ -3,10 +3,12 @@ folder so they never touch a user's lab, and every node they make is removed eve
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +19,26 @@ IN_CI = bool(os.environ.get("CI"))
 REPO = Path(__file__).resolve().parent.parent
 LAB_TOOLS = ("systemd-nspawn", "mmdebstrap", "ip", "ssh", "apt-cacher-ng")
 
+_NET_LOCKS: list[int] = []  # held for the whole session: the network is this session's alone
+
+
 def _free_test_network() -> dict[str, str]:
     """The session's own lab network: a bridge and a /24 no other interface on this host uses, so
-    that test sessions running side by side (and a user's lab) never share addresses."""
+    that test sessions running side by side (and a user's lab) never share addresses. A lock file per
+    network claims it at once: two sessions starting together would both see it unused."""
     used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    lock_dir = Path("/run/lock") if Path("/run/lock").is_dir() else Path(tempfile.gettempdir())
     for third in range(200, 250):
-        if f" 10.213.{third}." not in used:
-            return {"VCA_LAB_BRIDGE": f"vcat{third}", "VCA_LAB_SUBNET": f"10.213.{third}.0/24"}
+        if f" 10.213.{third}." in used:
+            continue
+        fd = os.open(lock_dir / f"vca-test-lab-{third}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _NET_LOCKS.append(fd)
+        return {"VCA_LAB_BRIDGE": f"vcat{third}", "VCA_LAB_SUBNET": f"10.213.{third}.0/24"}
     raise RuntimeError("no free 10.213.200-249.0/24 network for the test lab")
 
 
