@@ -304,9 +304,9 @@ def one_error(res: subprocess.CompletedProcess[str]) -> str:
 
 
 def inject_and_wait(shared: tuple[str, dict[str, str]], pkg: Path, *extra: str) -> str:
-    c, env = shared
     sv(shared, "inject", str(pkg), *extra)
     end = time.monotonic() + 60
+    rows: list[dict[str, Any]] = []
     while time.monotonic() < end:
         rows = json.loads(sv(shared, "status", "--json").stdout)
         if all(r.get("job") == "exited(0)" for r in rows):
@@ -319,24 +319,28 @@ LINKS_OUT = r"""#!/bin/sh
 set -e
 mkdir -p out fill
 echo "a of $VCA_NODE_INDEX" > out/a.txt
-ln -s /etc/shadow out/shadow
-ln -s /etc out/etc
-ln -s a.txt out/in.txt
-ln -s /etc etcdir
+ln -sfn /etc/shadow out/shadow
+ln -sfn /etc out/etc
+ln -sfn a.txt out/in.txt
+ln -sfn /etc etcdir
 echo small > fill/a.txt
 head -c 3000000 /dev/urandom > fill/big.bin
 """
+
+
+def inject_links_out(shared: Any, tmp_path: Path) -> str:
+    pkg = tmp_path / "links"
+    pkg.mkdir()
+    (pkg / "vcloud-launch").write_text(LINKS_OUT)
+    (pkg / "vcloud-launch").chmod(0o755)
+    return inject_and_wait(shared, pkg, "--restart")
 
 
 def test_top_level_links_out_of_the_folder_are_skipped(shared: Any, tmp_path: Path) -> None:
     """Issue 9, 7b: a glob's matches that are links leaving the collected folder are skipped and
     counted like links inside a folder, for relative, ~/ and absolute REMOTE alike."""
     c, _ = shared
-    pkg = tmp_path / "links"
-    pkg.mkdir()
-    (pkg / "vcloud-launch").write_text(LINKS_OUT)
-    (pkg / "vcloud-launch").chmod(0o755)
-    inject_and_wait(shared, pkg, "--restart")
+    inject_links_out(shared, tmp_path)
     for remote in ("out/*", "~/vca/current/out/*", "/root/vca/current/out/*", "out"):
         local = tmp_path / ("res" + str(abs(hash(remote))))
         res = sv(shared, "collect", remote, str(local))
@@ -357,6 +361,7 @@ def test_top_level_links_out_of_the_folder_are_skipped(shared: Any, tmp_path: Pa
 def test_node_folder_that_is_a_link_is_refused(shared: Any, tmp_path: Path) -> None:
     """Issue 9, 7c: LOCAL/<cluster>-<i> (or a folder below it) that is a link is never written through."""
     c, _ = shared
+    inject_links_out(shared, tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     local = tmp_path / "res"
@@ -395,10 +400,11 @@ def small_disk(tmp_path: Path) -> Any:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def test_full_local_disk_and_read_only_target(shared: Any, small_disk: Path) -> None:
+def test_full_local_disk_and_read_only_target(shared: Any, small_disk: Path, tmp_path: Path) -> None:
     """Issue 9, lower harm: a full local disk is said as such (not a checksum mismatch), what arrived
     whole is kept, --retry-failed completes once there is room; a read-only LOCAL is one clear line."""
     c, _ = shared
+    inject_links_out(shared, tmp_path)
     local = small_disk / "res"
     res = sv(shared, "collect", "fill", str(local), "-n", "0", check=False)
     err = one_error(res)
