@@ -1,11 +1,12 @@
 """Collect result files from nodes: the logic shared by the ``vca_collect`` action and ``vca collect``.
 
-Per node, one shell round trip resolves REMOTE on the node (relative to ``~/vca/current`` unless
-absolute or ``~/``; globs expanded by the node's shell; folders recursive), lists every file with its
-sha256 and makes ONE compressed tarball of the files the controller lacks. ``vca collect`` reads it
-from the same ssh stream, right behind the listing; the Ansible action (playbooks/collect.yml) has it
-written to a temporary file that it fetches over its open connection. Both transports are in
-vcloud_ansible.collect_transport; nothing runs Python on the node.
+Per node, one shell round trip resolves REMOTE on the node (unless absolute or ``~/``, relative to the
+release of the node's last job, ``~/vca/job``, which wrote the results even when ``~/vca/current`` has
+moved on; ``~/vca/current`` when no job ran; globs expanded by the node's shell; folders recursive),
+lists every file with its sha256 and makes ONE compressed tarball of the files the controller lacks.
+``vca collect`` reads it from the same ssh stream, right behind the listing; the Ansible action
+(playbooks/collect.yml) has it written to a temporary file that it fetches over its open connection.
+Both transports are in vcloud_ansible.collect_transport; nothing runs Python on the node.
 
 On the controller the local ``tar`` unpacks the archive into an empty staging folder as it arrives
 (no Python in the data path; GNU tar drops leading ``/``, refuses ``..`` and never writes through a link
@@ -17,12 +18,17 @@ fine; other content: kept, the node fails, unless ``overwrite``) and gets an ent
 beside the results.
 
 Links on the node: a link to a file inside the collected tree travels as a copy of that file (no link is
-ever created locally); links that point outside it, and links to folders, are skipped and reported.
+ever created locally); links that point outside it, and links to folders, are skipped and reported. The
+same holds for what REMOTE itself matches: a match that leads out of the folder REMOTE names (the part
+before its first glob) through a link is skipped and reported, and that folder must not lead out of the
+base (the release, or home) through a link. Locally, vca never writes through a link below LOCAL: a
+node's folder, or a folder in it, that is a link is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -39,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError, VcaError
+from .errors import EnvironmentProblem, UsageError, VcaError
 
 MANIFEST_NAME = "vca-manifest.json"
 MANIFEST_FORMAT = "vca-collect-manifest/1"
@@ -73,10 +79,10 @@ class UnsafePath(CollectError):
 class RemoteSpec:
     """REMOTE as the node's shell sees it: a base folder and a pattern relative to it.
 
-    ``base`` is ``release`` (the node's ``~/vca/current``), ``home`` or ``root`` (``/``). ``prefix`` is
-    the part of the pattern without glob characters that local paths are relative to: the matches'
-    folder, or with ``contents`` the match itself (REMOTE ``.``, ``dir/``, or ``--suffix`` without a glob,
-    the old ``scp -r node:dir LOCAL.0`` form).
+    ``base`` is ``release`` (the release of the node's last job, else ``~/vca/current``), ``home`` or
+    ``root`` (``/``). ``prefix`` is the part of the pattern without glob characters that local paths
+    are relative to: the matches' folder, or with ``contents`` the match itself (REMOTE ``.``, ``dir/``,
+    or ``--suffix`` without a glob, the old ``scp -r node:dir LOCAL.0`` form).
     """
 
     given: str
@@ -155,8 +161,54 @@ class Layout:
             raise UsageError(f"LOCAL {folder} is a file", "give a folder (it is created when missing)")
 
     def prepare(self) -> None:
+        """Create LOCAL (with ``suffix`` its folder) and make sure this machine can write there."""
         self.check()
-        self.base.mkdir(parents=True, exist_ok=True)
+        try:
+            self.base.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".vca-probe-", dir=self.base)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise unwritable(self.base, exc) from None
+
+    def refuse_links(self, nodes: Iterable[tuple[str, int | None]]) -> None:
+        """Refuse, before any node is asked, a node's folder (``LOCAL/<cluster>-<i>`` or ``LOCAL.<i>``)
+        that is a link: vca never writes through one. ``nodes``: (dir name, index)."""
+        for dir_name, index in nodes:
+            try:
+                refuse_link(self.node_root(dir_name, index))
+            except UnsafePath as exc:
+                raise UsageError(exc.message, exc.hint) from None
+
+
+def refuse_link(path: Path | str) -> None:
+    """Raise ``UnsafePath`` when ``path`` is a link (vca writes into real folders only)."""
+    with contextlib.suppress(OSError):
+        if os.path.islink(path):
+            raise UnsafePath(f"{path} is a link (to {os.readlink(path)}): vca never writes through links",
+                             "remove it or collect into another LOCAL")
+
+
+def unwritable(where: Path | str, exc: OSError) -> VcaError:
+    """The one-line error for a LOCAL this machine cannot write into."""
+    if exc.errno == errno.ENOSPC:
+        return EnvironmentProblem(f"the local disk is full at {where} ({free_bytes(where)} bytes free)",
+                                  "free space and run the same command again")
+    why = {errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+           errno.EPERM: "permission denied"}.get(exc.errno or 0, exc.strerror or str(exc))
+    return EnvironmentProblem(f"cannot write into {where}: {why}", "pick a LOCAL this machine can write into")
+
+
+def free_bytes(where: Path | str) -> int:
+    """Bytes an unprivileged writer may still use at ``where`` (or its nearest existing parent)."""
+    path = Path(where)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
 
 
 def local_rel(remote_path: str, prefix_path: str, allow_self: bool) -> str:
@@ -209,29 +261,64 @@ T=$(mktemp -d "$V/incoming/.collect.XXXXXX") || fail "cannot create a temporary 
 if [ @STREAM@ = 1 ]; then M="$T/meta"; : > "$M"; fi
 out host "$(hostname 2>/dev/null || uname -n)"
 out tmp "$T"
+# Whether path $1 is $2 or below it (both resolved).
+inside() { [ "$2" = / ] || [ "$1" = "$2" ] || [ "${1#"$2"/}" != "$1" ]; }
+# The release below ~/vca/releases that the resolved path $1 lies in, if any.
+release_of() {
+  VR=$(realpath -e -- "$V/releases" 2>/dev/null) || return 0
+  case "$1/" in "$VR"/*/*) x=${1#"$VR"/}; printf '%s' "${x%%/*}" ;; esac
+}
+PAT=@PATTERN@
+# Pathname expansion only (IFS is empty, so no field splitting): the node's shell expands the glob.
+matches() { IFS=''; set -- $PAT; unset IFS; for m in "$@"; do [ -e "$m" ] || [ -L "$m" ] && return 0; done; return 1; }
+FROM=
 case @BASE@ in
-  release) cd "$V/current" 2>/dev/null ||
-    fail "no release on this node (nothing injected yet): give REMOTE as an absolute path or ~/..." ;;
+  release)
+    # The release of the node's last job: that job wrote the results, even when ~/vca/current has
+    # moved on to a release installed later (an inject without --restart). No job yet: current.
+    J=
+    [ -L "$V/job" ] && J=$(basename "$(readlink "$V/job")")
+    if [ -n "$J" ] && [ -d "$V/releases/$J" ]; then
+      cd "$V/releases/$J" || fail "cannot enter $V/releases/$J"; FROM=job
+    else
+      cd "$V/current" 2>/dev/null ||
+        fail "no release on this node (nothing injected yet): give REMOTE as an absolute path or ~/..."
+      FROM=current
+    fi ;;
   home) cd "$HOME" || fail "cannot enter $HOME" ;;
   *) cd / || fail "cannot enter /" ;;
 esac
 B=$(pwd -P)
 out base "$B"
+# The folder REMOTE names (its part before the first glob) must stay inside the base folder: a link on
+# the way out is not followed, whatever the form of REMOTE.
+P=@PREFIX@
+case "$P" in .) R0=$B ;; *) R0=$(realpath -e -- "${B%/}/$P" 2>/dev/null) || R0= ;; esac
+if [ -n "$R0" ] && ! inside "$R0" "$B"; then
+  out link "${B%/}/$P"
+  fail "nothing collected: @SHOWN@ leads outside $B through a link (to $R0); give the real path"
+fi
+REL=$(release_of "${R0:-$B}")
+out release "$REL"
+out release_from "$FROM"
 : > "$T/files"
 n=0
-PAT=@PATTERN@
+s=0
 IFS=''
-# Pathname expansion only (IFS is empty, so no field splitting): the node's shell expands the glob.
 set -- $PAT
 unset IFS
 for m in "$@"; do
   [ -e "$m" ] || [ -L "$m" ] || continue
-  n=$((n + 1))
   case "$m" in .) r=$B ;; *) r="${B%/}/$m" ;; esac
+  # A match is taken where it really is, inside the named folder, or skipped like any link leading out.
+  R=$(realpath -e -- "$r" 2>/dev/null) || R=
+  if [ -z "$R" ] || [ -z "$R0" ] || ! inside "$R" "$R0"; then
+    printf 'link=%s\0' "$r" >> "$T/skipped"; s=$((s + 1)); continue
+  fi
+  n=$((n + 1))
   out root "$r"
   find -H "$r" -path "$T" -prune -o -type f -print0 >> "$T/files" 2>>"$T/err"
   find -H "$r" -path "$T" -prune -o -type l -print0 > "$T/links" 2>>"$T/err"
-  R=$(realpath -e -- "$r")
   # A link travels as a copy of its file when that file is inside the collected tree; else it is skipped.
   xargs -0 -r sh -c '
     R=$1; F=$2; shift 2
@@ -242,6 +329,16 @@ for m in "$@"; do
     done' sh "$R" "$T/files" < "$T/links" >> "$T/skipped"
 done
 if [ -s "$T/skipped" ]; then if [ -n "$M" ]; then cat "$T/skipped" >> "$M"; else cat "$T/skipped"; fi; fi
+if [ "$n" = 0 ] && [ "$s" -gt 0 ]; then
+  fail "nothing collected: every match of @SHOWN@ leads outside ${R0:-$B} through a link (skipped $s)"
+fi
+if [ "$n" = 0 ] && [ "$FROM" = job ]; then
+  C=$(realpath -e -- "$V/current" 2>/dev/null) || C=
+  if [ -n "$C" ] && [ "$C" != "$B" ] && cd "$C" && matches; then
+    W="the current release ${C##*/} (whose job did not run) has it"
+    fail "nothing matches @SHOWN@ in release $J, where this node's last job ran; $W: collect ~/vca/current/@SHOWN@"
+  fi
+fi
 [ "$n" -gt 0 ] || fail "nothing matches @SHOWN@ on this node"
 if [ -s "$T/err" ]; then fail "cannot list: $(tail -c 300 "$T/err" | tr '\n' ' ')"; fi
 # Records "<sha256>  <path>" NUL-terminated, as sha256sum -z writes them. OpenSSL uses the CPU's SHA
@@ -304,7 +401,8 @@ def node_script(spec: RemoteSpec, skip: Iterable[tuple[str, str]], compressors: 
     skip_text = "".join(f"{sha}  {path}\n" for sha, path in skip
                         if _SHA_RE.match(sha) and "\n" not in path)  # grep -z patterns are lines
     words = " ".join(c for c in compressors if c in ("zstd", "gz", "none")) or "none"
-    values = {"BASE": spec.base, "PATTERN": shlex.quote(spec.pattern), "SHOWN": _sh_double_quoted(spec.given),
+    values = {"BASE": spec.base, "PATTERN": shlex.quote(spec.pattern), "PREFIX": shlex.quote(spec.prefix),
+              "SHOWN": _sh_double_quoted(spec.given),
               "SKIP": shlex.quote(skip_text), "COMPRESSORS": words, "STREAM": "1" if stream else "0"}
     # One pass, so that a value holding "@...@" is never substituted again.
     return re.sub(r"@([A-Z]+)@", lambda m: values[m.group(1)], _NODE_SCRIPT)
@@ -330,6 +428,8 @@ class Probe:
     error: str = ""
     complete: bool = False
     stream: bool = False  # the archive follows on the same stdout
+    release: str = ""  # the release below ~/vca/releases the files came from ("" when none)
+    release_from: str = ""  # for a relative REMOTE: "job" (the last job's release) or "current"
 
     @classmethod
     def parse(cls, stdout: str) -> Probe:
@@ -353,7 +453,7 @@ class Probe:
                 p.complete = True
             elif key == "stream":
                 p.stream = True
-            elif key in ("host", "tmp", "base", "archive", "error"):
+            elif key in ("host", "tmp", "base", "archive", "error", "release", "release_from"):
                 setattr(p, key, value)
         return p
 
@@ -383,6 +483,7 @@ class NodeOutcome:
     archive_bytes: int = 0
     links_skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    release: str | None = None  # the release (below ~/vca/releases) the files came from
 
     @property
     def ok(self) -> bool:
@@ -404,7 +505,7 @@ class NodeOutcome:
         return {"node": self.node.dir_name, "node_index": self.node.index, "hostname": self.hostname,
                 "files": self.files, "new": self.new, "replaced": self.replaced, "same": self.same,
                 "kept": self.kept, "bytes": self.bytes, "archive_bytes": self.archive_bytes,
-                "links_skipped": self.links_skipped[:20], "errors": self.errors[:20]}
+                "links_skipped": self.links_skipped[:20], "errors": self.errors[:20], "release": self.release}
 
 
 def file_sha256(path: Path) -> str:
@@ -471,6 +572,8 @@ class NodeCollector:
         self._staged = 0
         self._now = utc_now()
         self._base = str(layout.base).rstrip("/")  # every dest starts with it: local paths by slicing
+        self._full = False  # this machine's disk filled up during this node's transfer
+        self._free = 0  # bytes free when it did
 
     def held(self, manifest: Manifest) -> dict[tuple[str, str], str]:
         """Files of this node the manifest records and that are still here unchanged, where this REMOTE
@@ -509,6 +612,12 @@ class NodeCollector:
         if not probe.complete or not probe.base:
             o.errors.append("the node's listing was cut short")
             return o
+        o.release = probe.release or None
+        try:
+            refuse_link(self.root)
+        except UnsafePath as exc:
+            o.errors.append(exc.one_line())
+            return o
         prefix = join_remote(probe.base, self.spec.prefix)
         targets: dict[str, str] = {}  # remote path -> local path relative to the node folder
         for remote in probe.files:
@@ -540,6 +649,9 @@ class NodeCollector:
         staging = tempfile.mkdtemp(prefix=f".vca-collect-{self.node.dir_name}-", dir=self.layout.base)
         try:
             problem = extract(Path(staging))
+            # GNU tar says "Wrote only N of M bytes" when the disk fills in the middle of a file.
+            if "No space left on device" in problem or "Wrote only" in problem:
+                self._disk_full()
             found, strange = regular_files(staging)
             names = {r[1:]: r for r in wanted}  # member names: listed paths without the leading "/"
             for rel in strange[:5]:
@@ -554,14 +666,26 @@ class NodeCollector:
                 else:
                     missing.append(remote)
         except OSError as exc:
-            o.errors.append(f"cannot unpack what the node sent: {exc}")
-            return
+            if exc.errno != errno.ENOSPC:
+                o.errors.append(f"cannot unpack what the node sent: {exc}")
+                return
+            self._disk_full()
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        if self._full:
+            # What arrived whole is placed and recorded; the rest comes with --retry-failed.
+            o.errors.insert(0, f"the local disk is full at {self.layout.local} ({self._free} bytes free): "
+                               "free space and run with --retry-failed")
+            return
         if missing:
             o.errors.append(f"{len(missing)} listed file(s) missing from the archive, e.g. {sorted(missing)[0]}")
         if problem:  # e.g. a member named with ".." (tar skips it): no sound node sends one
             o.errors.append(f"bad archive from the node: {problem}")
+
+    def _disk_full(self) -> None:
+        if not self._full:
+            self._full = True
+            self._free = free_bytes(self.layout.base)
 
     def _take(self, staged: str, remote: str, sha: str, rel: str) -> None:
         """Verify one staged file against the node's sha256 and place it. Hot path (once per file)."""
@@ -583,6 +707,8 @@ class NodeCollector:
             o.errors.append(f"cannot read {remote} after the transfer: {exc}")
             return
         if digest != sha:
+            if self._full:  # cut short by the full disk: it comes with --retry-failed
+                return
             o.errors.append(f"checksum mismatch for {remote} (the file changed while it was collected?)")
             return
         dest = f"{self.root}/{rel}" if rel else str(self.root)
@@ -591,7 +717,12 @@ class NodeCollector:
                 self._folder(os.path.dirname(dest))
             how = place(staged, dest, sha, st.st_size, self.overwrite)
         except CollectError as exc:
-            o.errors.append(exc.message)
+            o.errors.append(exc.one_line())
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            self._disk_full()
             return
         if how == "same":
             o.same += 1
@@ -604,15 +735,14 @@ class NodeCollector:
         """Make ``folder`` (below the node's root) once per run, refusing one that a link leads elsewhere."""
         if folder in self._folders:
             return
-        make_parents(folder, str(self.root))
-        self._folders.add(folder)
+        make_parents(folder, str(self.root), self._folders)
 
     def entry(self, remote: str, dest: str, size: int, sha: str) -> dict[str, Any]:
         return {
             "node": self.node.dir_name, "node_index": self.node.index, "hostname": self.outcome.hostname,
             "instance_id": self.node.instance_id, "remote_path": remote,
             "local_path": dest[len(self._base) + 1:], "size": size, "sha256": sha,
-            "collected_at": self._now,
+            "collected_at": self._now, "release": self.outcome.release,
         }
 
 
@@ -656,16 +786,35 @@ def place(staged: str, dest: str, sha: str, size: int, overwrite: bool) -> str:
     return "replaced"
 
 
-def make_parents(folder: str, root: str) -> None:
-    """Create ``folder`` and its parents; refuse when, through links, it lies outside ``root``."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise Conflict(f"cannot make folder {folder}: a file is in the way") from None
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(folder)
-    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
-        raise UnsafePath(f"refused to write into {folder}: it leads outside {root} through a link")
+def make_parents(folder: str, root: str, known: set[str] | None = None) -> None:
+    """Create ``folder`` (``root`` or below it) and the folders between, never through a link: ``root``
+    and every folder below it on the way must be a real folder (a link there is refused, not followed).
+    ``known``: folders already checked in this run (updated)."""
+    known = set() if known is None else known
+    rel = os.path.relpath(folder, root)
+    if rel == ".." or rel.startswith("../") or os.path.isabs(rel):
+        raise UnsafePath(f"refused to write into {folder}: it is not below {root}")
+    path = root
+    for name in [""] + ([] if rel == "." else rel.split("/")):
+        path = f"{path}/{name}" if name else root
+        if path in known:
+            continue
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            try:
+                os.mkdir(path)
+            except FileExistsError:  # made by someone else meanwhile: look again
+                st = os.lstat(path)
+            else:
+                known.add(path)
+                continue
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePath(f"{path} is a link (to {os.readlink(path)}): vca never writes through links",
+                             "remove it or collect into another LOCAL")
+        if not stat.S_ISDIR(st.st_mode):
+            raise Conflict(f"cannot make folder {folder}: {path} is a file")
+        known.add(path)
 
 
 # -- the manifest -------------------------------------------------------------------------------------------
@@ -726,13 +875,20 @@ class Manifest:
             self.failed_nodes[name] = {**why, "at": utc_now()}
 
     def save(self) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.path)
+        tmp = ""
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.to_json())
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise unwritable(self.path.parent, exc) from None
 
 
 @contextlib.contextmanager

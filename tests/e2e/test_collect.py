@@ -267,3 +267,212 @@ def test_from_s3(moto: MotoServer, tmp_path: Path) -> None:  # noqa: F811
     for bad in ("s3://", "http://x/y", "s3://UPPER/x"):
         res = vca("collect", "--from-s3", bad, str(tmp_path / "r3"), check=False)
         assert res.returncode == 2 and "bad S3 URL" in res.stderr
+
+
+# -- issue 9: escapes through links, the release a job wrote, a full or read-only local disk --------------
+# One 2-node cluster for the tests below (module scope): each injects what it needs.
+
+
+@pytest.fixture(scope="module")
+def shared(lab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """(cluster, env): a 2-node lab cluster with its own VCA_HOME, for the tests of this module that
+    share it; pass ``env`` to every vca call (each test's own VCA_HOME is another)."""
+    from conftest import TEST_LAB_ENV, _destroy_lab_cluster
+
+    home = tmp_path_factory.mktemp("shared-home")
+    env = {"VCA_HOME": str(home), "VCA_LAB_DIR": str(lab_dir), **TEST_LAB_ENV}
+    name = "s" + os.urandom(3).hex()
+    try:
+        vca("-c", name, "provision", "2", env=env)
+        yield name, env
+    finally:
+        with pytest.MonkeyPatch.context() as mp:  # the lab cleanup reads the environment
+            for k, v in env.items():
+                mp.setenv(k, v)
+            _destroy_lab_cluster(name, str(home))
+
+
+def sv(shared: tuple[str, dict[str, str]], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    c, env = shared
+    return vca("-c", c, *args, env=env, check=check)
+
+
+def one_error(res: subprocess.CompletedProcess[str]) -> str:
+    lines = res.stderr.strip().splitlines()
+    assert "Traceback" not in res.stderr and lines and lines[-1].startswith("vca: error: "), res.stderr
+    return lines[-1]
+
+
+def inject_and_wait(shared: tuple[str, dict[str, str]], pkg: Path, *extra: str) -> str:
+    sv(shared, "inject", str(pkg), *extra)
+    end = time.monotonic() + 60
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < end:
+        rows = json.loads(sv(shared, "status", "--json").stdout)
+        if all(r.get("job") == "exited(0)" for r in rows):
+            return str(rows[0]["release"])
+        time.sleep(0.3)
+    pytest.fail(f"the job did not finish: {rows}")
+
+
+LINKS_OUT = r"""#!/bin/sh
+set -e
+mkdir -p out fill
+echo "a of $VCA_NODE_INDEX" > out/a.txt
+ln -sfn /etc/shadow out/shadow
+ln -sfn /etc out/etc
+ln -sfn a.txt out/in.txt
+ln -sfn /etc etcdir
+echo small > fill/a.txt
+head -c 3000000 /dev/urandom > fill/big.bin
+"""
+
+
+def inject_links_out(shared: Any, tmp_path: Path) -> str:
+    pkg = tmp_path / "links"
+    pkg.mkdir()
+    (pkg / "vcloud-launch").write_text(LINKS_OUT)
+    (pkg / "vcloud-launch").chmod(0o755)
+    return inject_and_wait(shared, pkg, "--restart")
+
+
+def test_top_level_links_out_of_the_folder_are_skipped(shared: Any, tmp_path: Path) -> None:
+    """Issue 9, 7b: a glob's matches that are links leaving the collected folder are skipped and
+    counted like links inside a folder, for relative, ~/ and absolute REMOTE alike."""
+    c, _ = shared
+    inject_links_out(shared, tmp_path)
+    for remote in ("out/*", "~/vca/current/out/*", "/root/vca/current/out/*", "out"):
+        local = tmp_path / ("res" + str(abs(hash(remote))))
+        res = sv(shared, "collect", remote, str(local))
+        got = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+        sub = "out/" if remote == "out" else ""
+        assert got == sorted([f"{c}-{i}/{sub}{n}" for i in range(2) for n in ("a.txt", "in.txt")]
+                             + ["vca-manifest.json"]), (remote, got)
+        assert "skipped 4 link(s)" in res.stderr, (remote, res.stderr)
+        assert not any("shadow" in p.name or p.name == "passwd" for p in local.rglob("*")), remote
+    # A link named as REMOTE itself, or a path through one, leaves the folder too: nothing to collect.
+    for remote in ("out/shadow", "etcdir/hostname", "etcdir/", "out/etc/*"):
+        res = sv(shared, "collect", remote, str(tmp_path / "none"), check=False)
+        err = one_error(res)
+        assert res.returncode == 1 and "link" in err and "outside" in err, (remote, err)
+    assert not any(p.is_file() and p.name != "vca-manifest.json" for p in (tmp_path / "none").rglob("*"))
+
+
+def test_node_folder_that_is_a_link_is_refused(shared: Any, tmp_path: Path) -> None:
+    """Issue 9, 7c: LOCAL/<cluster>-<i> (or a folder below it) that is a link is never written through."""
+    c, _ = shared
+    inject_links_out(shared, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    local = tmp_path / "res"
+    local.mkdir()
+    (local / f"{c}-0").symlink_to(elsewhere)
+    res = sv(shared, "collect", "out/a.txt", str(local), check=False)
+    err = one_error(res)
+    assert res.returncode == 2 and f"{local / f'{c}-0'} is a link" in err, err
+    assert list(elsewhere.iterdir()) == []
+    assert not (local / f"{c}-1").exists()  # refused before any node was touched
+    # The old flat form: LOCAL.<i> that is a link.
+    (tmp_path / "flat.1").symlink_to(elsewhere)
+    res = sv(shared, "collect", "out/a.txt", str(tmp_path / "flat"), "--suffix", check=False)
+    assert res.returncode == 2 and "flat.1 is a link" in one_error(res)
+    assert list(elsewhere.iterdir()) == []
+    # A folder further down that is a link: that node fails by name, the other is collected.
+    (local / f"{c}-0").unlink()
+    (local / f"{c}-0").mkdir()
+    (local / f"{c}-0" / "out").symlink_to(elsewhere)
+    res = sv(shared, "collect", "out", str(local), check=False)
+    err = one_error(res)
+    assert res.returncode == 1 and f"{c}-0 (" in err and "is a link" in err, err
+    assert list(elsewhere.iterdir()) == []
+    assert (local / f"{c}-1" / "out" / "a.txt").read_text() == "a of 1\n"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A 2 MB tmpfs of this test's own, unmounted at the end."""
+    where = tmp_path / "small"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_full_local_disk_and_read_only_target(shared: Any, small_disk: Path, tmp_path: Path) -> None:
+    """Issue 9, lower harm: a full local disk is said as such (not a checksum mismatch), what arrived
+    whole is kept, --retry-failed completes once there is room; a read-only LOCAL is one clear line."""
+    c, _ = shared
+    inject_links_out(shared, tmp_path)
+    local = small_disk / "res"
+    res = sv(shared, "collect", "fill", str(local), "-n", "0", check=False)
+    err = one_error(res)
+    assert res.returncode == 1 and f"the local disk is full at {local}" in err, err
+    assert "bytes free" in err and "--retry-failed" in err and "checksum" not in err
+    doc = manifest(local / "vca-manifest.json")
+    assert list(doc["failed_nodes"]) == [f"{c}-0"]
+    for e in doc["files"]:  # whatever is there arrived whole
+        assert sha(local / e["local_path"]) == e["sha256"]
+    assert not [p for p in local.rglob(".vca-*")]
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    sv(shared, "collect", "fill", str(local), "-n", "0", "--retry-failed")
+    assert (local / f"{c}-0" / "fill" / "big.bin").stat().st_size == 3000000
+    assert (local / f"{c}-0" / "fill" / "a.txt").read_text() == "small\n"
+
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    for target in (local, small_disk / "new"):
+        res = sv(shared, "collect", "out/a.txt", str(target), check=False)
+        err = one_error(res)
+        assert res.returncode == 3 and f"cannot write into {target}" in err and "read-only" in err, err
+
+
+def test_relative_remote_reads_the_release_whose_job_wrote_it(shared: Any, tmp_path: Path) -> None:
+    """Issue 9, defect 2 (collect half): after a re-inject without --restart, ``current`` names the new
+    release while the old release's job still runs and writes there: a relative REMOTE is read in the
+    release of the node's last job, the manifest names that release, and a file only the current
+    release has is pointed at instead of silently collecting nothing or the wrong file."""
+    c, _ = shared
+    pkgs = {}
+    for name in ("A", "B"):
+        pkg = tmp_path / name
+        pkg.mkdir()
+        (pkg / "vcloud-launch").write_text(f"#!/bin/sh\necho {name} > out.txt\nexec sleep 600\n")
+        (pkg / "vcloud-launch").chmod(0o755)
+        (pkg / f"only-{name}.txt").write_text(f"static {name}\n")
+        pkgs[name] = pkg
+    try:
+        sv(shared, "inject", str(pkgs["A"]), "--restart")
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            rows = json.loads(sv(shared, "status", "--json").stdout)
+            if all(r.get("job") == "running" for r in rows) and all(
+                    sv(shared, "exec", "-n", str(i), "--", "cat ~/vca/current/out.txt",
+                       check=False).returncode == 0 for i in range(2)):
+                break
+            time.sleep(0.3)
+        rel_a = rows[0]["release"]
+        res = sv(shared, "inject", str(pkgs["B"]))
+        assert "still running" in res.stderr
+        rows = json.loads(sv(shared, "status", "--json").stdout)
+        rel_b = rows[0]["release"]
+        assert rel_b != rel_a and all(r["job_release"] == rel_a and r["job"] == "running" for r in rows)
+
+        local = tmp_path / "res"
+        sv(shared, "collect", "out.txt", str(local))
+        assert [(local / f"{c}-{i}" / "out.txt").read_text() for i in range(2)] == ["A\n", "A\n"]
+        doc = manifest(local / "vca-manifest.json")
+        assert sorted((e["node"], e["release"]) for e in doc["files"]) == [(f"{c}-0", rel_a), (f"{c}-1", rel_a)]
+        assert all(e["remote_path"] == f"/root/vca/releases/{rel_a}/out.txt" for e in doc["files"])
+
+        # A file that only the current release (whose job never ran) has: say where it is.
+        res = sv(shared, "collect", "only-B.txt", str(tmp_path / "b"), check=False)
+        err = one_error(res)
+        assert res.returncode == 1 and rel_a in err and rel_b in err and "~/vca/current/only-B.txt" in err, err
+        assert not (tmp_path / "b" / f"{c}-0").exists()
+        # Named through ~/vca/current it comes from there, and the manifest says so.
+        sv(shared, "collect", "~/vca/current/only-B.txt", str(tmp_path / "b"))
+        doc = manifest(tmp_path / "b" / "vca-manifest.json")
+        assert {e["release"] for e in doc["files"]} == {rel_b}
+    finally:
+        sv(shared, "stop", "--grace", "1", check=False)

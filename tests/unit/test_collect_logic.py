@@ -130,6 +130,28 @@ def test_make_parents_refuses_links_out(tmp_path: Path) -> None:
         make_parents(str(root / "file" / "sub"), str(root))
     make_parents(str(root / "a" / "b"), str(root))
     assert (root / "a" / "b").is_dir()
+    # The node's folder itself a link (LOCAL/<cluster>-<i> -> elsewhere): refused, nothing made there.
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafePath, match="is a link"):
+        make_parents(str(linked / "sub"), str(linked))
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    with pytest.raises(UnsafePath, match="not below"):
+        make_parents(str(tmp_path), str(root))
+
+
+def test_node_folder_link_refused_before_and_during(tmp_path: Path) -> None:
+    layout = Layout.make(tmp_path / "local")
+    layout.prepare()
+    (tmp_path / "elsewhere").mkdir()
+    (layout.local / "c-3").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match="c-3 is a link"):
+        layout.refuse_links([("c-2", 2), ("c-3", 3)])
+    files = {"/h/rel/results/a.txt": b"alpha\n"}
+    archive = tarball(tmp_path / "a.tar", [(k.lstrip("/"), v, "") for k, v in files.items()])
+    o, _ = finish(tmp_path, probe("/h/rel", files), archive)
+    assert not o.ok and "is a link" in o.message()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 # -- unpacking what a node sends ---------------------------------------------------------------------------
@@ -343,6 +365,48 @@ def test_node_script_quotes_hostile_patterns(node_home: Path, tmp_path: Path) ->
                      fetch=lambda remote, local: None)
     assert o.message() == f"nothing matches {pattern} on this node"
     assert not list(tmp_path.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
+
+
+def test_node_script_takes_the_last_jobs_release(node_home: Path, tmp_path: Path) -> None:
+    """A relative REMOTE is read in the release of the node's last job (~/vca/job), not in a newer
+    ~/vca/current whose job never ran; the manifest names the release."""
+    v = node_home / "vca"
+    (v / "releases" / "r2").mkdir()
+    (v / "releases" / "r2" / "out.txt").write_text("r2\n")
+    (v / "releases" / "r2" / "only-r2.txt").write_text("new\n")
+    (v / "current").unlink()
+    (v / "current").symlink_to("releases/r2")
+    (v / "jobs" / "r1").mkdir(parents=True)
+    (v / "job").symlink_to("jobs/r1")
+    layout = Layout.make(tmp_path / "res")
+    argv = ["env", f"HOME={node_home}", "sh", "-c"]
+    o = collect_node_ssh(layout, RemoteSpec.parse("out.txt"), NODE, argv, compression="none")
+    assert o.ok and (layout.local / "c-3" / "out.txt").read_text() == "out\n" and o.release == "r1"
+    assert o.entries[0]["release"] == "r1"
+    o = collect_node_ssh(layout, RemoteSpec.parse("only-r2.txt"), NODE, argv, compression="none")
+    assert not o.ok and "in release r1, where this node's last job ran" in o.message()
+    assert "~/vca/current/only-r2.txt" in o.message()
+    o = collect_node_ssh(layout, RemoteSpec.parse("~/vca/current/only-r2.txt"), NODE, argv)
+    assert o.ok and o.release == "r2"
+    (v / "job").unlink()  # no job yet: the current release
+    o = collect_node_ssh(Layout.make(tmp_path / "res2"), RemoteSpec.parse("out.txt"), NODE, argv)
+    assert o.ok and o.release == "r2"
+
+
+@pytest.mark.parametrize("remote", ["results/*", "results", "~/vca/current/results/*", "ABS/results/*"])
+def test_node_script_skips_top_level_links_out(node_home: Path, tmp_path: Path, remote: str) -> None:
+    rel = node_home / "vca" / "releases" / "r1"
+    (rel / "results" / "etc").symlink_to("/etc")
+    remote = remote.replace("ABS", str(rel))
+    layout = Layout.make(tmp_path / "res")
+    argv = ["env", f"HOME={node_home}", "sh", "-c"]
+    o = collect_node_ssh(layout, RemoteSpec.parse(remote), NODE, argv, compression="none")
+    assert o.ok, o.errors
+    assert sorted(Path(p).name for p in o.links_skipped) == ["etc", "out"]
+    assert not [p for p in layout.local.rglob("*") if p.name in ("hostname", "passwd")]
+    for bad in ("results/out", "results/etc/*", "results/etc/"):
+        o = collect_node_ssh(layout, RemoteSpec.parse(bad), NODE, argv, compression="none")
+        assert not o.ok and "outside" in o.message() and "link" in o.message(), (bad, o.message())
 
 
 # -- S3 ----------------------------------------------------------------------------------------------------

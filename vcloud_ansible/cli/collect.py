@@ -41,15 +41,18 @@ def collect(app: App, remote: str | None, local: str | None, nodes: tuple[str, .
             overwrite: bool, retry_failed: bool, from_s3: str | None, compression: str, timeout: int) -> None:
     """Copy REMOTE from every node into LOCAL/<cluster>-<index>/ (LOCAL defaults to .).
 
-    REMOTE is relative to the node's current release (~/vca/current) unless it is absolute or
-    starts with ~/. Globs are expanded on the node; folders are copied whole; a trailing / copies a
-    folder's contents. Local paths are relative to the part of REMOTE before its first glob:
-    `results` gives LOCAL/c-0/results/..., `logs/*.txt` gives LOCAL/c-0/a.txt.
+    REMOTE is relative to the release of the node's last job (the one that wrote the results,
+    even after an inject without --restart moved ~/vca/current on; ~/vca/current when no job ran)
+    unless it is absolute or starts with ~/; the manifest names that release. Globs are expanded on
+    the node; folders are copied whole; a trailing / copies a folder's contents. Local paths are
+    relative to the part of REMOTE before its first glob: `results` gives LOCAL/c-0/results/...,
+    `logs/*.txt` gives LOCAL/c-0/a.txt.
 
     Every file is checked against the node's sha256 and listed in LOCAL/vca-manifest.json (node index,
     hostname, instance id, remote path, size, sha256, time). A local file with other content is kept
-    and that node fails, unless --overwrite. Names never land outside LOCAL; links that point outside
-    the collected files are skipped (links inside them arrive as copies). Files already held unchanged
+    and that node fails, unless --overwrite. Names never land outside LOCAL, and nothing is written
+    through a link below LOCAL; links that point outside the collected files are skipped, globs'
+    matches included (links inside them arrive as copies). Files already held unchanged
     are not sent again. Nodes that fail are named and the exit code is non-zero; the rest is
     collected: once fixed, run the same command with --retry-failed.
 
@@ -85,6 +88,7 @@ def collect(app: App, remote: str | None, local: str | None, nodes: tuple[str, .
         if not targets:
             app.say(f"nothing to retry: no node failed last time (manifest {layout.manifest_path})")
             return
+    layout.refuse_links((n.name, n.index) for n in targets)
     outcomes = _collect(app, cluster, targets, layout, spec, overwrite, compression, timeout)
     _finish(app, layout, outcomes)
 

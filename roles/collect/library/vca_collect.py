@@ -5,7 +5,8 @@ DOCUMENTATION = r"""
 module: vca_collect
 short_description: Fetch result files from a node into a local folder, verified, with a manifest
 description:
-  - Resolves I(remote) on the node (relative to ~/vca/current unless absolute or ~/...; globs are
+  - Resolves I(remote) on the node (relative to the release of the node's last job, else
+    ~/vca/current, unless absolute or ~/...; globs are
     expanded by the node's shell; folders are taken recursively), lists the files with their sha256
     and sends them as one compressed tarball over the already open connection. Runs no Python on the node.
   - Files land in I(dest)/<cluster>-<index>/, or with I(suffix) in I(dest).<index>; local paths are
@@ -13,7 +14,8 @@ description:
     I(remote) ends in /).
   - Every file is checked against the node's sha256 before it is moved into place. A local file with
     other content is kept and the node fails, unless I(overwrite). Remote names can never write outside
-    the node's folder; links pointing outside the collected tree are skipped.
+    the node's folder, nothing is written through a link below I(dest); links pointing outside the
+    collected tree (glob matches included) are skipped.
   - Each node records its files (node index, hostnames, instance id, remote path, size, sha256, time)
     in the manifest dest/vca-manifest.json (with suffix dest.manifest.json), and nodes that failed in
     its failed_nodes.
@@ -41,4 +43,5 @@ same: {description: Files sent that were already there with the same content., t
 kept: {description: Files not sent at all (held unchanged from an earlier run)., type: int, returned: always}
 bytes: {description: Bytes written locally., type: int, returned: always}
 errors: {description: Problems (conflicts, refused names, checksum mismatches)., type: list, returned: always}
+release: {description: The release the files came from (none for paths outside ~/vca/releases)., type: str, returned: always}
 """
