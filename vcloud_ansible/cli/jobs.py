@@ -86,12 +86,17 @@ def _inject(app: App, cluster: Cluster, package: Path, options: JobOptions, inde
 @click.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Tarball to write (default ./<folder>-<id>.tar.gz).")
-def mkpkg(folder: Path, output: Path | None) -> None:
-    """Make a reproducible package tarball of FOLDER (VCS folders and .vcaignore entries left out)."""
+              help="Tarball to write, or a folder for the default name (default ./<folder>-<id>.tar.gz).")
+@click.option("--force", is_flag=True, help="Replace an existing file at the output path.")
+def mkpkg(folder: Path, output: Path | None, force: bool) -> None:
+    """Make a reproducible package tarball of FOLDER (VCS folders and .vcaignore entries left out).
+
+    The output must be a regular file outside FOLDER; an existing one with other bytes is replaced only
+    with --force. It is written to a temporary file beside it and renamed, never half-written.
+    """
     from ..package import mkpkg as make
 
-    packed = make(folder, output)
+    packed = make(folder, output, force=force)
     click.echo(f"{packed.path}  release {packed.release_id}  {packed.size} bytes")
 
 
