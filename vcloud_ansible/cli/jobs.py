@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..jobs import JobOptions, logs_command, parse_mem, parse_procs, stop_command, tmux_attach_command
+from ..jobs import JobOptions, logs_command, parse_env, parse_mem, parse_procs, stop_command, tmux_attach_command
 from ..jobs import inject as do_inject
 from .context import App, parse_indexes, pass_app
 from .nodes import exec_ssh, summarize
-from .run import parse_extravars
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 @click.option("--node", "-n", "nodes", multiple=True, metavar="N",
               help="Only these nodes (index, list or range; repeatable). Default: every node.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE",
-              help="Environment variable for the job; repeatable.")
+              help="Environment variable for the job, kept as text byte for byte; repeatable.")
 @click.option("--restart", is_flag=True, help="Stop a running job first (SIGTERM, SIGKILL after --grace).")
 @click.option("--procs", default="1", show_default=True, metavar="N|auto",
               help="Processes per node; each gets VCA_PROC_INDEX. auto: one per core.")
@@ -52,7 +51,7 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
       vca inject my_code/ -e ROUNDS=10 --procs auto --restart
     """
     options = JobOptions(
-        env={k: str(v) for k, v in parse_extravars(env).items()}, procs=parse_procs(procs),
+        env=parse_env(env), procs=parse_procs(procs),
         mem_kb=parse_mem(mem), tmux=tmux, restart=restart, grace=grace, bucket=bucket or "",
     )
     cluster = app.cluster()
