@@ -231,13 +231,28 @@ class _VarsDumper(yaml.SafeDumper):
 
 
 _VarsDumper.add_representer(Verbatim, lambda d, v: d.represent_scalar("!unsafe", str(v), style="'"))
-_VarsDumper.add_representer(tuple, lambda d, v: d.represent_list(list(v)))
+
+
+def _plain(value: object) -> object:
+    """``value`` as the plain types YAML writes (what JSON on the command line took before)."""
+    if isinstance(value, Verbatim) or value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):  # subclasses: a str enum's value, as json.dumps wrote it
+        return str.__str__(value)
+    for kind in (bool, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    raise TypeError(f"extra var of type {type(value).__name__} cannot be passed to Ansible")
 
 
 def _write_private_vars(path: Path, data: Mapping[str, object]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        yaml.dump(dict(data), f, Dumper=_VarsDumper, allow_unicode=True, sort_keys=False)
+        yaml.dump(_plain(data), f, Dumper=_VarsDumper, allow_unicode=True, sort_keys=False)
 
 
 def _write_private_json(path: Path, data: Mapping[str, object]) -> None:

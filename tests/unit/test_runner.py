@@ -397,3 +397,17 @@ def test_extra_vars_stay_out_of_runs(tmp_path: Path, inventory: Path, state_dir:
     for path in files:
         assert value.encode() not in path.read_bytes(), path
     assert list(private_tmp.iterdir()) == []
+
+
+def test_extra_vars_file_keeps_types() -> None:
+    import enum
+
+    from vcloud_ansible.runner import Verbatim, _plain
+
+    class Color(enum.StrEnum):
+        RED = "red"
+
+    data = {"t": (1, 2), "c": Color.RED, "s": "0755", "v": Verbatim("{{ x }}"), "d": {"n": None, "b": True}}
+    assert _plain(data) == {"t": [1, 2], "c": "red", "s": "0755", "v": "{{ x }}", "d": {"n": None, "b": True}}
+    with pytest.raises(TypeError):
+        _plain({"x": object()})
