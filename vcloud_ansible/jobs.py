@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from .errors import UsageError
-from .release import JobSettings
+from .release import EOF_MARK, JobSettings
 from .state import atomic_write
 
 if TYPE_CHECKING:
@@ -95,14 +97,83 @@ class JobState:
 
 
 def parse_mem(text: str | None) -> int:
-    """'512M' / '2G' / '100000K' / '1048576' (bytes) -> KiB for the per-process limit."""
+    """'512M' / '2G' / '100000K' / '1048576' (bytes) -> KiB for the per-process limit (None/'': none).
+
+    A size under 1 KiB (``100``, ``0``) would mean "no limit" on the node: refused."""
     if not text:
         return 0
     m = re.fullmatch(r"(\d+)([KMGT]?)i?B?", text.strip(), re.I)
     if not m:
         raise UsageError(f"memory limit must look like 512M or 2G, got '{text}'")
     n, unit = int(m.group(1)), m.group(2).upper()
-    return {"": n // 1024, "K": n, "M": n << 10, "G": n << 20, "T": n << 30}[unit]
+    kib = {"": n // 1024, "K": n, "M": n << 10, "G": n << 20, "T": n << 30}[unit]
+    if kib < 1:
+        raise UsageError(f"memory limit '{text}' is under 1 KiB (a number alone is bytes)",
+                         "give a size like 512M or 2G, or leave --mem out for no limit")
+    if kib > MAX_MEM_KIB:
+        raise UsageError(f"memory limit '{text}' is beyond what a node can set", "give a size like 512M or 2G")
+    return kib
+
+
+MAX_MEM_KIB = 1 << 50
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+RESERVED_ENV_PREFIX = "VCA_"
+
+
+def parse_env(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``-e KEY=VALUE`` pairs: the value is text, kept byte for byte (never read as YAML)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"expected -e KEY=VALUE, got '{pair}'", "e.g. -e ROUNDS=10")
+        _check_env(key, value)
+        out[key] = value
+    return out
+
+
+def check_env(env: object) -> dict[str, str]:
+    """The job environment given to the inject playbook (``job_env``): a mapping, or its JSON/YAML
+    text, whose values are text. A number or a boolean is refused rather than turned into text: YAML
+    has already changed ``0755`` into 493 or ``1.10`` into 1.1 by then."""
+    if env is None or env == "":
+        return {}
+    if isinstance(env, str):
+        try:
+            env = yaml.safe_load(env)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"job_env is not a JSON or YAML mapping: {str(exc).splitlines()[0]}",
+                             'give it like job_env=\'{"KEY": "value"}\'') from exc
+    if not isinstance(env, dict):
+        raise UsageError(f"job_env must be a mapping of names to text, got {type(env).__name__}",
+                         'give it like job_env=\'{"KEY": "value"}\'')
+    out: dict[str, str] = {}
+    for key, value in env.items():
+        if not isinstance(value, str):
+            raise UsageError(f"job_env value of {key} is {type(value).__name__}, not text (YAML reads 0755, 1.10, "
+                             "yes unquoted as numbers and booleans)",
+                             'quote it to keep it as written, e.g. {"KEY": "0755"}')
+        _check_env(str(key), value)
+        out[str(key)] = value
+    return out
+
+
+def _check_env(key: str, value: str) -> None:
+    if not ENV_KEY.fullmatch(key):
+        raise UsageError(f"environment variable name '{key}' cannot be exported by the shell",
+                         "use letters, digits and _ only, not starting with a digit")
+    if key.startswith(RESERVED_ENV_PREFIX):
+        raise UsageError(f"environment variable name '{key}' is reserved: VCA_* names are the node contract's",
+                         "pick another name")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"the value of {key} is not valid UTF-8", "give it as UTF-8 text") from None
+    if "\0" in value:
+        raise UsageError(f"the value of {key} holds a NUL byte, which an environment cannot", "remove it")
+    if EOF_MARK in value.splitlines():
+        raise UsageError(f"the value of {key} holds a line '{EOF_MARK}', the marker vca's install script uses",
+                         "change that line")
 
 
 def parse_procs(text: str) -> str:

@@ -48,6 +48,7 @@ is not: the nodes unpack the tarball as is into the release folder).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gzip
 import hashlib
@@ -61,7 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from vcloud_ansible.errors import UsageError
+from vcloud_ansible.errors import EnvironmentProblem, UsageError
 
 LAUNCH_NAMES = ("vcloud-launch", "vca-launch")
 TARBALL_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -114,7 +115,7 @@ def prepare(source: Path, cache_dir: Path) -> PackedRelease:
     exact bytes for nodes added later. Raises :class:`UsageError` on any problem with the package.
     """
     kind = _source_kind(source)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    _private_dir(cache_dir)
     if kind == "dir":
         members, launch = _scan_folder(source)
         tmp, digest, size = _pack_to_temp(members, cache_dir)
@@ -123,25 +124,119 @@ def prepare(source: Path, cache_dir: Path) -> PackedRelease:
     return _prepare_tarball(source, cache_dir)
 
 
-def mkpkg(source_dir: Path, out: Path | None = None) -> PackedRelease:
+def mkpkg(source_dir: Path, out: Path | None = None, *, force: bool = False) -> PackedRelease:
     """Pack a folder reproducibly (``vca mkpkg DIR``).
 
     The default output is ``./<dirname>-<release_id>.tar.gz``; ``out`` may name a file or an
-    existing folder to write that default name into.
+    existing folder to write that default name into. The output is written to a temporary file beside
+    it and renamed, so it is never half-written. Refused: a target that is not a regular file (device,
+    folder, fifo, socket, a link to one or to nothing), one inside the package folder (other than the
+    default name at its root, which packing leaves out), and an existing file with other bytes unless
+    ``force``. A symlink to a regular file is written through (the link stays).
     """
     if _source_kind(source_dir) != "dir":
         raise UsageError(f"{source_dir} is not a folder", "mkpkg packs a folder; a tarball is used as is")
     members, launch = _scan_folder(source_dir)
-    out_dir = out if out is not None and out.is_dir() else (out.parent if out is not None else Path.cwd())
+    root = source_dir.resolve()
+    if out is None or out.is_dir():
+        out_dir, target = (out if out is not None else Path.cwd()), None
+    else:
+        out_dir, target = out.parent, out
     if not out_dir.is_dir():
         raise UsageError(f"cannot write {out}: folder {out_dir} does not exist",
                          "create it or pick another path")
+    if target is not None:  # refuse a bad target before packing; checked again right before the rename
+        out_dir = (_output_target(target, root, force, None) or target).parent
     tmp, digest, size = _pack_to_temp(members, out_dir)
-    release_id = digest[:12]
-    target = out_dir / f"{source_dir.resolve().name}-{release_id}.tar.gz" if out is None or out.is_dir() else out
-    tmp.chmod(0o644)  # mkstemp made it private; this one is the user's to share
-    os.replace(tmp, target)
+    try:
+        release_id = digest[:12]
+        if target is None:
+            target = out_dir / f"{root.name}-{release_id}.tar.gz"
+        real = _output_target(target, root, force, digest)
+        if real is None:  # the same bytes are there already
+            tmp.unlink()
+        else:
+            try:
+                tmp.chmod(0o644)  # mkstemp made it private; this one is the user's to share
+                os.replace(tmp, real)
+            except OSError as exc:
+                raise EnvironmentProblem(f"cannot write {target}: {exc.strerror or exc}",
+                                         "pick another path with -o, or fix its permissions") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return PackedRelease(target, release_id, launch, size, "gz")
+
+
+def _output_target(target: Path, root: Path, force: bool, digest: str | None) -> Path | None:
+    """The file ``vca mkpkg`` may write for ``target`` (a link to a file is followed), or refuse it.
+
+    With ``digest`` (the packed bytes' sha256), an existing file holding those very bytes is no
+    conflict: None means there is nothing to write.
+    """
+    what = _not_regular(target)
+    if what:
+        raise UsageError(f"cannot write {target}: it is {what}, not a regular file",
+                         "give the path of a new or existing tarball with -o")
+    real = target.resolve()
+    if real.is_relative_to(root) and not (
+            real.parent == root and re.fullmatch(re.escape(root.name) + r"-[0-9a-f]{12}\.tar\.gz", real.name)):
+        raise UsageError(f"cannot write {target}: it is inside the package folder {root}",
+                         "write the tarball outside the folder it packs (-o ../NAME.tar.gz)")
+    if real.exists() and not force:
+        if digest is None:
+            return real  # decided once packed: the same bytes are no conflict
+        if not _holds(real, digest):
+            raise UsageError(f"cannot write {target}: it already exists",
+                             "pass --force to replace it, or pick another path with -o")
+        return None
+    return real
+
+
+def _not_regular(path: Path) -> str:
+    """What ``path`` is when it exists and is not a regular file (following links); "" otherwise."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "a link to nothing" if path.is_symlink() else ""
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if stat.S_ISREG(st.st_mode):
+        return ""
+    kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a fifo" if stat.S_ISFIFO(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
+    return f"{kind} (through a link)" if path.is_symlink() else kind
+
+
+def _holds(path: Path, digest: str) -> bool:
+    sha = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                sha.update(chunk)
+    except OSError:
+        return False
+    return sha.hexdigest() == digest
+
+
+def _private_dir(folder: Path) -> None:
+    """Create ``folder`` and its missing parents 0700 whatever the umask; an existing folder of ours
+    that others may write to (and that is no shared sticky folder like /tmp) loses that write bit."""
+    missing: list[Path] = []
+    p = folder
+    while not os.path.lexists(p) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    try:
+        for d in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                d.mkdir(mode=0o700)
+        st = folder.stat()
+        if st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX and st.st_mode & 0o022:
+            folder.chmod(stat.S_IMODE(st.st_mode) & ~0o022)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create the package folder {folder}: {exc.strerror or exc}",
+                                 "fix its permissions or free some space") from exc
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -288,6 +383,16 @@ def _validate(members: Sequence[_Member], where: str, *, tarball: bool) -> str:
             raise UsageError(f"symlink {m.name} appears twice in {where} with different targets",
                              "a package must not redefine a link")
     for m in members:
+        # unpacking d/x after a link d writes through the link (GNU tar follows it): x would land
+        # where d points, and a link x relative to there can leave the package though d/x looks inside
+        parts = m.name.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in links:
+                raise UsageError(f"{m.name} in {where} is inside the symlink {parent} (-> {links[parent]}), "
+                                 "so unpacking would write through that link",
+                                 f"store it under its real folder instead; {MKPKG_HINT}")
+    for m in members:
         if m.kind == "symlink" and _resolve(m.name, links, where) is None:
             raise UsageError(f"symlink {m.name} -> {m.target} in {where} points outside the package",
                              "use a relative link to a file inside the package, or copy the file in")
@@ -408,7 +513,11 @@ def _tarinfo(member: _Member, mtime: int, size: int) -> tarfile.TarInfo:
 def _pack_to_temp(members: Sequence[_Member], out_dir: Path) -> tuple[Path, str, int]:
     """Write the deterministic .tar.gz to a temporary file in ``out_dir``: (path, sha256 hex, size)."""
     mtime = _source_date()
-    fd, name = tempfile.mkstemp(dir=out_dir, prefix=".vca-pack-", suffix=".tar.gz")
+    try:
+        fd, name = tempfile.mkstemp(dir=out_dir, prefix=".vca-pack-", suffix=".tar.gz")
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write in {out_dir}: {exc.strerror or exc}",
+                                 "pick another output folder, or fix its permissions") from exc
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as raw:
@@ -458,7 +567,11 @@ def _prepare_tarball(source: Path, cache_dir: Path) -> PackedRelease:
     the user rewrites the file meanwhile; a hard link would not (``tar -czf`` rewrites in place).
     """
     suffix = tarball_suffix(source) or ".tar"
-    fd, name = tempfile.mkstemp(dir=cache_dir, prefix=".vca-copy-", suffix=suffix)
+    try:
+        fd, name = tempfile.mkstemp(dir=cache_dir, prefix=".vca-copy-", suffix=suffix)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write in {cache_dir}: {exc.strerror or exc}",
+                                 "fix its permissions or free some space") from exc
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:

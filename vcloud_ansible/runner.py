@@ -7,7 +7,10 @@ What ends up on disk, and where:
   in ``state_dir/runs``: ansible-runner's rotation deletes whatever else is there.
 * ``state_dir/facts/`` - Ansible's fact cache.
 * Nothing else. ansible-runner's ``private_data_dir`` is a fresh 0700 folder in the temp dir, deleted
-  after the run; secret extra vars go there as a 0600 file passed with ``-e @file``.
+  after the run; every extra var (plain and secret: a value given to ``vca run`` may be a password)
+  goes there as a 0600 file passed with ``-e @file``, so the recorded command line holds only its
+  path. Values wrapped in :class:`Verbatim` are written ``!unsafe``: Ansible takes them as text and
+  never templates them.
 
 ansible-runner 2.4 records the whole process environment (``os.environ`` plus ours) in
 ``artifacts/<ident>/command``. We rewrite that file before Ansible starts, keeping only the values of
@@ -35,6 +38,7 @@ from types import FrameType
 from typing import Any
 
 import ansible_runner
+import yaml
 from ansible_runner.exceptions import AnsibleRunnerException
 from rich.console import Console
 
@@ -47,6 +51,7 @@ __all__ = [
     "ARTIFACTS_KEPT",
     "HostOutcome",
     "RunResult",
+    "Verbatim",
     "ansible_environment",
     "control_path_dir",
     "resolve_playbook",
@@ -215,6 +220,41 @@ def _on_status(status_data: Mapping[str, Any], runner_config: Any) -> None:
 # -- private data dir and secrets ------------------------------------------------------------------
 
 
+class Verbatim(str):
+    """An extra var's text that Ansible must take as is, never as a template (``!unsafe``)."""
+
+    __slots__ = ()
+
+
+class _VarsDumper(yaml.SafeDumper):
+    pass
+
+
+_VarsDumper.add_representer(Verbatim, lambda d, v: d.represent_scalar("!unsafe", str(v), style="'"))
+
+
+def _plain(value: object) -> object:
+    """``value`` as the plain types YAML writes (what JSON on the command line took before)."""
+    if isinstance(value, Verbatim) or value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):  # subclasses: a str enum's value, as json.dumps wrote it
+        return str.__str__(value)
+    for kind in (bool, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    raise TypeError(f"extra var of type {type(value).__name__} cannot be passed to Ansible")
+
+
+def _write_private_vars(path: Path, data: Mapping[str, object]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.dump(_plain(data), f, Dumper=_VarsDumper, allow_unicode=True, sort_keys=False)
+
+
 def _write_private_json(path: Path, data: Mapping[str, object]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -222,19 +262,19 @@ def _write_private_json(path: Path, data: Mapping[str, object]) -> None:
 
 
 @contextlib.contextmanager
-def _private_data_dir(secret_extravars: Mapping[str, object] | None) -> Iterator[tuple[Path, Path | None]]:
-    """A fresh 0700 folder outside the state dir for ansible-runner, and the secrets file in it."""
+def _private_data_dir(extravars: Mapping[str, object] | None) -> Iterator[tuple[Path, Path | None]]:
+    """A fresh 0700 folder outside the state dir for ansible-runner, and the extra vars file in it."""
     folder = Path(tempfile.mkdtemp(prefix="vca-run-"))
     try:
         # ansible-runner takes settings only from this file (a settings= argument is dropped when the
         # file is missing). pexpect_timeout is how often it polls the cancel callback: Ctrl-C within 1 s.
         (folder / "env").mkdir(mode=0o700)
         _write_private_json(folder / "env" / "settings", {"pexpect_timeout": 1})
-        secrets = None
-        if secret_extravars:
-            secrets = folder / "secret-vars.json"
-            _write_private_json(secrets, secret_extravars)
-        yield folder, secrets
+        vars_file = None
+        if extravars:
+            vars_file = folder / "extra-vars.yml"
+            _write_private_vars(vars_file, extravars)
+        yield folder, vars_file
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -370,8 +410,9 @@ def run_playbook(
     paths.ensure_private_dir(control_path_dir(state_dir))
     console = console or Console(stderr=True)
     progress = PlaybookProgress(console, title or path.stem, hosts_expected, verbose=verbose > 0)
-    with _private_data_dir(secret_extravars) as (private_dir, secrets), _Interrupts() as interrupts:
-        cmdline = [*inv_args, *(["-e", f"@{secrets}"] if secrets else [])]
+    all_vars = {**(extravars or {}), **(secret_extravars or {})}
+    with _private_data_dir(all_vars) as (private_dir, vars_file), _Interrupts() as interrupts:
+        cmdline = [*inv_args, *(["-e", f"@{vars_file}"] if vars_file else [])]
         with progress:
             runner = _run(
                 private_data_dir=str(private_dir),
@@ -380,7 +421,6 @@ def run_playbook(
                 ident=_ident(path),
                 playbook=str(path),
                 inventory=inv,
-                extravars=extravars or None,
                 cmdline=shlex.join(cmdline) if cmdline else None,
                 limit=limit,
                 tags=tags,

@@ -52,3 +52,75 @@ def test_commands_load_lazily_and_all_resolve() -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert "vcloud_ansible.collect'" not in loaded and "vcloud_ansible.cli.lifecycle'" not in loaded, loaded
     assert "vcloud_ansible.cli.nodes'" in loaded
+
+
+# --- issue 9: job environment values are text, byte for byte; keys the shell can export -----------------
+
+
+def test_inject_env_values_are_kept_byte_for_byte() -> None:
+    from vcloud_ansible.jobs import parse_env
+
+    odd = "l1\nl2\n  indented\n\ttab 'single' \"double\" $HOME `cmd` \\back\\ ü 日本 {{ x }} #c"
+    pairs = ("V=1.10", "O=0755", "Y=yes", "T=12:30", "H=0x1F", "U=1_000", "N=null", "E=", "S=a=b",
+             "L=[1, 2]", f"M={odd}", "_x9=~")
+    assert parse_env(pairs) == {
+        "V": "1.10", "O": "0755", "Y": "yes", "T": "12:30", "H": "0x1F", "U": "1_000", "N": "null", "E": "",
+        "S": "a=b", "L": "[1, 2]", "M": odd, "_x9": "~"}
+    assert all(type(v) is str for v in parse_env(pairs).values())
+
+
+@pytest.mark.parametrize(("pair", "words"), [
+    ("ÜNI=x", "cannot be exported"),
+    ("1A=x", "cannot be exported"),
+    ("A-B=x", "cannot be exported"),
+    ("A B=x", "cannot be exported"),
+    ("=x", "cannot be exported"),
+    ("novalue", "KEY=VALUE"),
+    ("VCA_NODE_INDEX=3", "reserved"),
+    ("VCA_ANYTHING=3", "reserved"),
+    ("A=x\nVCA_EOF_7f3a9c\necho", "marker"),
+    ("A=\udcff", "UTF-8"),
+])
+def test_inject_env_bad_keys_refused(pair: str, words: str) -> None:
+    from vcloud_ansible.jobs import parse_env
+
+    with pytest.raises(UsageError, match=words):
+        parse_env((pair,))
+
+
+def test_job_env_for_the_playbook_path() -> None:
+    from vcloud_ansible.jobs import check_env
+
+    text = '{"O": "0755", "M": "l1\\nl2", "T": "{{ 7*7 }}"}'
+    assert check_env(text) == {"O": "0755", "M": "l1\nl2", "T": "{{ 7*7 }}"}
+    assert check_env({"A": "x"}) == {"A": "x"}
+    assert check_env(None) == {} and check_env("") == {}
+    for bad, words in (({"O": 493}, "quote it"), ("{O: 0755}", "quote it"), ({"ÜNI": "x"}, "cannot be exported"),
+                       ("[1]", "mapping"), ({"VCA_ROLE": "x"}, "reserved"), ({"A": None}, "quote it")):
+        with pytest.raises(UsageError) as exc:
+            check_env(bad)
+        assert words in exc.value.one_line()
+
+
+def test_vca_run_keeps_typed_scalars_but_job_env_is_literal_text() -> None:
+    from vcloud_ansible.runner import Verbatim
+
+    out = parse_extravars(("n=0755", "v=1.10", "job_env={\"T\": \"{{ 7*7 }}\"}"))
+    assert out["n"] == 493 and out["v"] == 1.1  # typed YAML scalars, as documented for playbooks
+    assert isinstance(out["job_env"], Verbatim) and out["job_env"] == '{"T": "{{ 7*7 }}"}'
+
+
+@pytest.mark.parametrize(("text", "kib"), [("1024", 1), ("1K", 1), ("512M", 512 << 10), ("2G", 2 << 20),
+                                           ("1KiB", 1), (None, 0), ("", 0)])
+def test_parse_mem(text: str | None, kib: int) -> None:
+    from vcloud_ansible.jobs import parse_mem
+
+    assert parse_mem(text) == kib
+
+
+@pytest.mark.parametrize("text", ["100", "0", "0K", "0M", "1023", "1023B", "x", "-5M", "1.5G"])
+def test_parse_mem_refuses_sizes_under_one_kib(text: str) -> None:
+    from vcloud_ansible.jobs import parse_mem
+
+    with pytest.raises(UsageError, match="memory limit"):
+        parse_mem(text)

@@ -521,3 +521,204 @@ def test_hello_example_runs(tmp_path: Path) -> None:
     res = run_hello(tmp_path, GREETING="hi there", HELLO_EXIT="3")
     assert res.returncode == 3
     assert (tmp_path / "result.txt").read_text().endswith("greeting=hi there\n")
+
+
+# --- issue 9: links through earlier links, mkpkg targets, private cache --------------------------------
+
+
+def test_tarball_link_through_an_earlier_link(tmp_path: Path) -> None:
+    # d -> a/b, then d/x -> ../../../../../../../etc: read by name, d/x stays inside; on the node it
+    # is created in a/b, where those ".." lead to /etc
+    tb = make_tar(tmp_path / "chain.tar.gz", GOOD, ("a/b", {"kind": tarfile.DIRTYPE}),
+                  ("d", {"kind": tarfile.SYMTYPE, "link": "a/b"}),
+                  ("d/x", {"kind": tarfile.SYMTYPE, "link": "../../../../../../../etc"}))
+    with pytest.raises(UsageError, match=r"d/x .*inside the symlink d") as exc:
+        prepare(tb, tmp_path / "cache")
+    assert "chain.tar.gz" in exc.value.message
+    assert not list((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize("entry", [
+    ("d/f", {"data": b"x", "mode": 0o644}),  # a file written through the link
+    ("d/sub", {"kind": tarfile.DIRTYPE}),
+    ("d/sub/y", {"kind": tarfile.SYMTYPE, "link": "../z"}),
+    ("e/x", {"kind": tarfile.SYMTYPE, "link": "../lib"}),  # e -> d -> a/b: a chain of links
+])
+def test_tarball_member_below_a_link_refused(tmp_path: Path, entry: Entry) -> None:
+    tb = make_tar(tmp_path / "p.tar", GOOD, ("a/b", {"kind": tarfile.DIRTYPE}),
+                  ("d", {"kind": tarfile.SYMTYPE, "link": "a/b"}), ("e", {"kind": tarfile.SYMTYPE, "link": "d"}),
+                  entry)
+    with pytest.raises(UsageError, match="inside the symlink"):
+        prepare(tb, tmp_path / "cache")
+
+
+def test_tarball_link_chain_escaping_after_resolution(tmp_path: Path) -> None:
+    tb = make_tar(tmp_path / "p.tar", GOOD, ("a/b", {"kind": tarfile.DIRTYPE}),
+                  ("d", {"kind": tarfile.SYMTYPE, "link": "a/b"}),
+                  ("e", {"kind": tarfile.SYMTYPE, "link": "d/../../.."}))
+    with pytest.raises(UsageError, match=r"symlink e -> d/\.\./\.\./\.\. .* outside"):
+        prepare(tb, tmp_path / "cache")
+    # links to links that stay inside are still fine, and so is a link to a folder with no member below it
+    ok = make_tar(tmp_path / "ok.tar", GOOD, ("a/b/f", {"data": b"x", "mode": 0o644}),
+                  ("d", {"kind": tarfile.SYMTYPE, "link": "a/b"}), ("e", {"kind": tarfile.SYMTYPE, "link": "d/f"}))
+    assert prepare(ok, tmp_path / "cache").launch == "vcloud-launch"
+
+
+def test_tarball_link_chain_as_gnu_tar_unpacks_it(tmp_path: Path) -> None:
+    """The same chain unpacked by the node's tar really lands outside: proof the refusal is needed."""
+    tb = make_tar(tmp_path / "chain.tar", GOOD, ("a/b", {"kind": tarfile.DIRTYPE}),
+                  ("d", {"kind": tarfile.SYMTYPE, "link": "a/b"}),
+                  ("d/x", {"kind": tarfile.SYMTYPE, "link": "../../../outside"}))
+    dest = tmp_path / "deep" / "rel"
+    dest.mkdir(parents=True)
+    subprocess.run(["tar", "-xf", str(tb), "-C", str(dest), "--no-same-owner"], check=False, capture_output=True)
+    landed = dest / "a" / "b" / "x"
+    assert landed.is_symlink() and os.path.normpath(dest / "a" / "b" / os.readlink(landed)) == str(
+        dest.parent / "outside")  # outside the release folder
+    with pytest.raises(UsageError, match="inside the symlink"):
+        prepare(tb, tmp_path / "cache")
+
+
+def test_cache_dir_private_under_umask_0(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        packed = prepare(make_pkg(tmp_path / "pkg"), tmp_path / "state" / "clusters" / "c" / "releases")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "state", tmp_path / "state" / "clusters", packed.path.parent):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    assert packed.path.stat().st_mode & 0o077 == 0
+
+
+def test_existing_world_writable_cache_dir_is_tightened(tmp_path: Path) -> None:
+    cache = tmp_path / "releases"
+    cache.mkdir()
+    cache.chmod(0o777)
+    prepare(make_pkg(tmp_path / "pkg"), cache)
+    assert cache.stat().st_mode & 0o022 == 0
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "vcloud_ansible.cli.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def one_error_line(res: subprocess.CompletedProcess[str], code: int, words: str) -> None:
+    assert res.returncode == code, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr + res.stdout
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vca: error: ") and words in lines[0], res.stderr
+
+
+def test_mkpkg_refuses_a_device(tmp_path: Path) -> None:
+    src = make_pkg(tmp_path / "pkg")
+    dev = tmp_path / "null"
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    os.mknod(dev, 0o666 | 0o020000, os.makedev(1, 3))  # a /dev/null of our own
+    res = cli("mkpkg", str(src), "-o", str(dev))
+    one_error_line(res, 2, "not a regular file")
+    assert os.path.exists(dev) and not dev.is_file() and dev.is_char_device()
+    link = tmp_path / "link-to-null"
+    link.symlink_to(dev)
+    one_error_line(cli("mkpkg", str(src), "-o", str(link), "--force"), 2, "not a regular file")
+    assert link.is_symlink() and dev.is_char_device()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link-to-null", "null", "pkg"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir-named-like-output", "dangling-link"])
+def test_mkpkg_refuses_other_non_regular_targets(tmp_path: Path, kind: str) -> None:
+    src = make_pkg(tmp_path / "pkg")
+    out = tmp_path / "out"
+    out.mkdir()
+    if kind == "fifo":
+        target = out / "p.tar.gz"
+        os.mkfifo(target)
+    elif kind == "dangling-link":
+        target = out / "l.tar.gz"
+        target.symlink_to(out / "nowhere" / "x")
+    else:  # -o FOLDER writes FOLDER/<name>-<id>.tar.gz: refuse when that name is a folder
+        rid = prepare(src, tmp_path / "cache").release_id
+        (out / f"pkg-{rid}.tar.gz").mkdir()
+        target = out
+    before = sorted(str(p) for p in out.rglob("*"))
+    with pytest.raises(UsageError, match=r"not a regular file"):
+        mkpkg(src, target, force=True)
+    assert sorted(str(p) for p in out.rglob("*")) == before
+
+
+def test_mkpkg_refuses_targets_inside_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = make_pkg(tmp_path / "pkg")
+    launch = (src / "vcloud-launch").read_bytes()
+    monkeypatch.chdir(src)
+    res = cli("mkpkg", ".", "-o", "vcloud-launch", cwd=src)
+    one_error_line(res, 2, "inside the package folder")
+    res = cli("mkpkg", ".", "-o", "vcloud-launch", "--force", cwd=src)
+    one_error_line(res, 2, "inside the package folder")
+    assert (src / "vcloud-launch").read_bytes() == launch and os.access(src / "vcloud-launch", os.X_OK)
+    for target in (src / "new.tar.gz", src / "lib"):  # a new file, a subfolder (for the default name)
+        with pytest.raises(UsageError, match="inside the package folder"):
+            mkpkg(Path("."), target)
+    assert sorted(p.name for p in src.rglob("*")) == ["data.txt", "lib", "run.py", "vcloud-launch"]
+    # the default name in the package's own root stays allowed (it is never packed)
+    assert mkpkg(Path(".")).path.parent == src
+
+
+def test_mkpkg_existing_file_needs_force(tmp_path: Path) -> None:
+    src = make_pkg(tmp_path / "pkg")
+    out = tmp_path / "mine.tar.gz"
+    out.write_text("precious")
+    res = cli("mkpkg", str(src), "-o", str(out))
+    one_error_line(res, 2, "already exists")
+    assert "--force" in res.stderr and out.read_text() == "precious"
+    res = cli("mkpkg", str(src), "-o", str(out), "--force")
+    assert res.returncode == 0, res.stderr
+    assert sha12(out) == prepare(src, tmp_path / "cache").release_id
+    # the same bytes again: nothing is lost, no --force needed
+    assert cli("mkpkg", str(src), "-o", str(out)).returncode == 0
+    # a symlink to a regular file is that file: written through with --force, the link stays
+    link = tmp_path / "link.tar.gz"
+    link.symlink_to(out)
+    out.write_text("precious")
+    one_error_line(cli("mkpkg", str(src), "-o", str(link)), 2, "already exists")
+    assert cli("mkpkg", str(src), "-o", str(link), "--force").returncode == 0
+    assert link.is_symlink() and sha12(out) == prepare(src, tmp_path / "cache").release_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "link.tar.gz", "mine.tar.gz", "pkg"]
+
+
+def test_mkpkg_read_only_target_folder(tmp_path: Path) -> None:
+    src = make_pkg(tmp_path / "pkg")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["chattr", "+i", str(ro)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i not available here")
+    try:
+        one_error_line(cli("mkpkg", str(src), "-o", str(ro / "x.tar.gz")), 3, "cannot write")
+        one_error_line(cli("mkpkg", str(src), "-o", str(ro)), 3, "cannot write")
+        assert list(ro.iterdir()) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(ro)], check=False)
+
+
+def test_mkpkg_failure_while_packing_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vcloud_ansible.package as package
+
+    src = make_pkg(tmp_path / "pkg")
+    out = tmp_path / "out.tar.gz"
+    out.write_text("old")
+    real_add, calls = package._add, []
+
+    def failing_add(tar: tarfile.TarFile, member: Any, mtime: int) -> None:
+        calls.append(member.name)
+        if len(calls) == 3:
+            raise UsageError("cannot read something", "mid-pack")
+        real_add(tar, member, mtime)
+
+    monkeypatch.setattr(package, "_add", failing_add)
+    with pytest.raises(UsageError, match="cannot read something"):
+        mkpkg(src, out, force=True)
+    assert out.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tar.gz", "pkg"]

@@ -369,3 +369,45 @@ def test_ctrl_c_stops_ansible_and_its_workers_then_reaches_the_caller(
         while sleeping(b"sleep\x0031.7\x00") and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not sleeping(b"sleep\x0031.7\x00"), "Ansible's worker outlived the run"
+
+
+def test_extra_vars_stay_out_of_runs(tmp_path: Path, inventory: Path, state_dir: Path, private_tmp: Path) -> None:
+    """Plain extra vars (what `vca run KEY=VALUE` passes) may hold secrets: only the run's own output
+    may show them, never the recorded command line."""
+    from vcloud_ansible.runner import Verbatim
+
+    value = "plain-Extra-9d41c7"
+    literal = '{"T": "{{ 7*7 }}", "M": "l1\\nl2"}'
+    out = tmp_path / "out"
+    out.mkdir()
+    playbook = write_playbook(tmp_path, "extra", [
+        {"ansible.builtin.copy": {"content": "{{ token }}", "dest": f"{out}/token"}, "no_log": True},
+        {"ansible.builtin.copy": {"content": "{{ job_env }}", "dest": f"{out}/job_env"}, "no_log": True},
+        {"ansible.builtin.copy": {"content": "{{ n | type_debug }}", "dest": f"{out}/n"}},
+    ])
+    result = run_playbook(playbook, inventory=inventory, state_dir=state_dir, limit="h1",
+                          extravars={"token": value, "job_env": Verbatim(literal), "n": 493},
+                          console=plain_console())
+    assert result.ok
+    assert (out / "token").read_text() == value
+    assert (out / "job_env").read_text() == literal  # text, never a template
+    assert (out / "n").read_text() == "int"  # typed values keep their type
+    files = files_under(state_dir)
+    assert any(p.name == "command" for p in files)
+    for path in files:
+        assert value.encode() not in path.read_bytes(), path
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_extra_vars_file_keeps_types() -> None:
+    import enum
+
+    from vcloud_ansible.runner import Verbatim, _plain
+
+    class Color(enum.StrEnum):
+        RED = "red"
+
+    data = {"t": (1, 2), "c": Color.RED, "s": "0755", "v": Verbatim("{{ x }}"), "d": {"n": None, "b": True}}
+    assert _plain(data) == {"t": [1, 2], "c": "red", "s": "0755", "v": "{{ x }}", "d": {"n": None, "b": True}}
+    with pytest.raises(TypeError):
+        _plain({"x": object()})

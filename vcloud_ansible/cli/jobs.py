@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..jobs import JobOptions, logs_command, parse_mem, parse_procs, stop_command, tmux_attach_command
+from ..jobs import JobOptions, logs_command, parse_env, parse_mem, parse_procs, stop_command, tmux_attach_command
 from ..jobs import inject as do_inject
 from .context import App, parse_indexes, pass_app
 from .nodes import exec_ssh, summarize
-from .run import parse_extravars
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 @click.option("--node", "-n", "nodes", multiple=True, metavar="N",
               help="Only these nodes (index, list or range; repeatable). Default: every node.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE",
-              help="Environment variable for the job; repeatable.")
+              help="Environment variable for the job, kept as text byte for byte; repeatable.")
 @click.option("--restart", is_flag=True, help="Stop a running job first (SIGTERM, SIGKILL after --grace).")
 @click.option("--procs", default="1", show_default=True, metavar="N|auto",
               help="Processes per node; each gets VCA_PROC_INDEX. auto: one per core.")
@@ -52,7 +51,7 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
       vca inject my_code/ -e ROUNDS=10 --procs auto --restart
     """
     options = JobOptions(
-        env={k: str(v) for k, v in parse_extravars(env).items()}, procs=parse_procs(procs),
+        env=parse_env(env), procs=parse_procs(procs),
         mem_kb=parse_mem(mem), tmux=tmux, restart=restart, grace=grace, bucket=bucket or "",
     )
     cluster = app.cluster()
@@ -86,12 +85,17 @@ def _inject(app: App, cluster: Cluster, package: Path, options: JobOptions, inde
 @click.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Tarball to write (default ./<folder>-<id>.tar.gz).")
-def mkpkg(folder: Path, output: Path | None) -> None:
-    """Make a reproducible package tarball of FOLDER (VCS folders and .vcaignore entries left out)."""
+              help="Tarball to write, or a folder for the default name (default ./<folder>-<id>.tar.gz).")
+@click.option("--force", is_flag=True, help="Replace an existing file at the output path.")
+def mkpkg(folder: Path, output: Path | None, force: bool) -> None:
+    """Make a reproducible package tarball of FOLDER (VCS folders and .vcaignore entries left out).
+
+    The output must be a regular file outside FOLDER; an existing one with other bytes is replaced only
+    with --force. It is written to a temporary file beside it and renamed, never half-written.
+    """
     from ..package import mkpkg as make
 
-    packed = make(folder, output)
+    packed = make(folder, output, force=force)
     click.echo(f"{packed.path}  release {packed.release_id}  {packed.size} bytes")
 
 

@@ -10,12 +10,21 @@ from .context import App, pass_app
 
 
 def parse_extravars(pairs: tuple[str, ...]) -> dict[str, object]:
-    """key=value pairs; values are read as YAML scalars (3 -> int, true -> bool, text stays text)."""
+    """key=value pairs; values are read as YAML scalars (3 -> int, true -> bool, text stays text).
+
+    ``job_env`` (the job's environment for the inject playbook, a JSON/YAML mapping) is the exception:
+    it is passed as text that Ansible never templates, so its values reach the job byte for byte.
+    """
+    from ..runner import Verbatim
+
     out: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
             raise UsageError(f"expected key=value with a variable name as key, got '{pair}'")
+        if key == "job_env":
+            out[key] = Verbatim(value)
+            continue
         try:
             parsed = yaml.safe_load(value) if value else ""
         except yaml.YAMLError:
@@ -38,6 +47,7 @@ def run(app: App, playbook: str, extravars: tuple[str, ...], limit: str | None) 
     \b
       vca run ping
       vca run inject pkg=examples/hello
+      vca run inject pkg=examples/hello job_env='{"GREETING": "0755"}' restart=true
     """
     result = app.cluster().run(playbook, parse_extravars(extravars), limit=limit, verbose=app.verbose,
                                console=app.err)

@@ -16,6 +16,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
         from vcloud_ansible.errors import VcaError
+        from vcloud_ansible.jobs import check_env
         from vcloud_ansible.package import prepare
 
         args = self._task.args
@@ -24,6 +25,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             raise AnsibleActionFail("vca_pack: src (the package folder or tarball) is required")
         cache = args.get("cache_dir") or _default_cache((task_vars or {}).get("vca_cluster"))
         try:
+            # only checked here (names the shell can export, values text); never returned: the result
+            # is recorded in the run's artifacts, and the values may be secrets
+            check_env(args.get("env"))
             packed = prepare(Path(os.path.expanduser(str(src))).resolve(), Path(cache))
         except VcaError as exc:
             raise AnsibleActionFail(exc.one_line()) from None

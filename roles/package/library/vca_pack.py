@@ -25,6 +25,11 @@ options:
   prefix:
     description: Key prefix in the bucket (the cluster name by default in the package role).
     type: str
+  env:
+    description:
+      - The job's extra environment, a mapping (or its JSON/YAML text) of names to text; only checked
+        here (names the shell can export, not VCA_*, values text), never returned.
+    type: raw
 author: vca developers
 """
 
