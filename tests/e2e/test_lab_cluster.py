@@ -159,8 +159,22 @@ def test_reboot_restarts_and_dead_node_shows_down(cluster_name: str, lab_env: Pa
         pytest.fail("node 1 did not come back after a guest reboot")
     assert [r["state"] for r in _status(c)] == ["up", "up"]
 
-    # Kill node 1 from outside (as a crash would): status shows it down, exec names it.
+    # Kill node 1's systemd-nspawn by its PID (found from the lab registry), as the OOM killer or a
+    # stray `kill` would: the guest lives on and serves SSH, so status must not call it down.
     node = next(n for n in Registry(lab_env).nodes(c) if n.index == 1)
+    nspawn_pid = int((Path(node.dir) / "nspawn.pid").read_text())
+    os.kill(nspawn_pid, signal.SIGKILL)
+    end = time.monotonic() + 10
+    while Path(f"/proc/{nspawn_pid}").exists() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert vca("-c", c, "exec", "--node", "1", "--timeout", "10", "--", "hostname").stdout.strip() == f"{c}-1: {c}-1"
+    rows = _status(c)
+    assert [r["state"] for r in rows] == ["up", "up"], rows
+    assert [r["supervised"] for r in rows] == [True, False], rows
+    res = vca("-c", c, "status")
+    assert f"{c}-1 runs without its lab supervisor" in res.stderr, res.stderr
+
+    # Kill node 1 from outside (as a crash would): status shows it down, exec names it.
     from vcloud_ansible.lab import node as labnode
 
     labnode.stop([node], grace=0)

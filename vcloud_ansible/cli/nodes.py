@@ -57,6 +57,10 @@ def status(app: App, as_json: bool) -> None:
     down = [s.node.name for s in rows if s.state not in ("up", "running")]
     if down:
         app.say(f"{len(down)} of {len(rows)} nodes not up: {', '.join(down)}")
+    loose = [s.node.name for s in rows if s.state == "up" and s.node.details.get("supervised") is False]
+    if loose:
+        app.say(f"{', '.join(loose)} run{'s' if len(loose) == 1 else ''} without its lab supervisor (its "
+                "systemd-nspawn was killed): a guest reboot will not bring it back; `vca teardown` removes it")
     warning = expiry_warning(cluster.name, [s.node for s in rows], now)
     if warning:
         app.say(warning)
