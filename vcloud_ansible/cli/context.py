@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -97,7 +98,13 @@ def single_index(text: str, verb: str) -> int:
     return int(part)
 
 
-class Seconds(click.ParamType):
+if TYPE_CHECKING:  # click >= 8.2 types ParamType as a generic; 8.1's cannot be subscripted at run time
+    _FloatParam = click.ParamType[float, object]
+else:
+    _FloatParam = click.ParamType
+
+
+class Seconds(_FloatParam):
     """A duration in seconds: a positive, finite number (not 0, -5, nan or inf)."""
 
     name = "seconds"
