@@ -19,7 +19,7 @@ from . import access, sshexec
 from .errors import NodeNotFound, UsageError, VcaError
 from .jobs import STATUS_COMMAND, JobState, reinject_current
 from .providers import Node, Provider, get_provider
-from .providers.base import Configurable, Say, Verifiable
+from .providers.base import Configurable, IndexRanges, Say, Verifiable
 from .state import ClusterSpec, ClusterState, current_cluster_name
 
 if TYPE_CHECKING:
@@ -72,11 +72,15 @@ class Cluster:
         if not indexes:
             return nodes
         by_index = {n.index: n for n in nodes}
-        missing = [i for i in indexes if i not in by_index]
+        if isinstance(indexes, IndexRanges):  # checked against the nodes, never expanded
+            missing = indexes.missing(by_index)
+            indexes = indexes.within(by_index)
+        else:
+            missing = [str(i) for i in indexes if i not in by_index]
         if missing:
             have = index_ranges(sorted(by_index)) or "none"
             raise NodeNotFound(
-                f"cluster '{self.name}' has no node {', '.join(map(str, missing))} (nodes: {have})",
+                f"cluster '{self.name}' has no node {', '.join(missing)} (nodes: {have})",
                 "see `vca status`",
             )
         return [by_index[i] for i in dict.fromkeys(indexes)]

@@ -73,10 +73,17 @@ def parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
 @dataclass
 class ExecResult:
     node: Node
-    rc: int  # 255: ssh itself failed (unreachable); -1: timed out
+    rc: int  # 255: ssh itself failed (unreachable) unless ``reached``; -1: timed out
     stdout: str
     stderr: str
     seconds: float
+    reached: bool = True  # the remote shell started the command: an rc of 255 is the command's own
+
+
+# The remote shell writes this line to stderr before the command: ssh exits 255 both when it fails
+# itself and when the command exits 255, and only the marker tells the two apart.
+STARTED = "vca:started:7f3c"
+_STARTED_PREFIX = f"printf '%s\\n' {STARTED} >&2; "
 
 
 def ssh_command(state: ClusterState, node: Node, *extra: str, batch: bool = True) -> list[str]:
@@ -90,7 +97,7 @@ def run_one(state: ClusterState, node: Node, command: str, timeout: float | None
             stdin: bytes | None = None) -> ExecResult:
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
-    with spawn([*ssh_command(state, node, "-T"), "--", command], stdin=subprocess.PIPE,
+    with spawn([*ssh_command(state, node, "-T"), "--", _STARTED_PREFIX + command], stdin=subprocess.PIPE,
                stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         data: bytes | None = stdin or b""
         while True:
@@ -113,8 +120,14 @@ def run_one(state: ClusterState, node: Node, command: str, timeout: float | None
                 proc.kill()
                 rc, err = -1, err + why.encode()
                 break
-    return ExecResult(node, rc, out.decode(errors="replace"), err.decode(errors="replace"),
-                      time.monotonic() - started)
+    text, reached = _strip_marker(err.decode(errors="replace"))
+    return ExecResult(node, rc, out.decode(errors="replace"), text, time.monotonic() - started, reached)
+
+
+def _strip_marker(err: str) -> tuple[str, bool]:
+    """stderr without the STARTED line, and whether that line came (ssh's own messages may precede it)."""
+    head, sep, tail = err.partition(STARTED + "\n")
+    return head + tail, bool(sep)
 
 
 def run_all(state: ClusterState, nodes: Sequence[Node], command: str, timeout: float | None = None,

@@ -1,16 +1,19 @@
-"""Bad input gets one clear line, a non-zero exit code, and changes nothing."""
+"""Bad input gets one clear line, a non-zero exit code, and changes nothing. The table of refused inputs
+is tests/e2e/bad_inputs (run by test_bad_input_table.py); here the cases that need a cluster of their own."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
-from helpers import vca
+from helpers import VCA_ARGV, vca
 
 from vcloud_ansible.lab.registry import Registry
 
@@ -20,26 +23,6 @@ def one_error_line(res: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, res.stderr
     assert lines[0].startswith("vca: error: "), res.stderr
     return lines[0]
-
-
-@pytest.mark.parametrize(("args", "words"), [
-    (["provision", "0"], "at least 1, got 0"),
-    (["provision", "-1"], "at least 1, got -1"),
-    (["provision", "abc"], "whole number >= 1, got 'abc'"),
-    (["provision", "2.5"], "whole number >= 1, got '2.5'"),
-    (["-c", "Bad_Name", "status"], "invalid cluster name 'Bad_Name'"),
-    (["-c", "x" * 33, "provision", "1"], "invalid cluster name"),
-    (["-c", "nosuch", "status"], "unknown cluster 'nosuch'"),
-    (["-c", "nosuch", "exec", "--", "true"], "unknown cluster 'nosuch'"),
-    (["-c", "nosuch", "inject", "examples/hello"], "unknown cluster 'nosuch'"),
-    (["provision", "1", "--provider", "nosuch"], "nosuch"),
-    (["run", "no-such-playbook"], "unknown cluster"),
-])
-def test_bad_input_is_one_line_and_changes_nothing(args: list[str], words: str, vca_home: Path) -> None:
-    res = vca(*args, check=False)
-    assert res.returncode == 2, res.stderr
-    assert words in one_error_line(res)
-    assert not (vca_home / "clusters").exists() or not any((vca_home / "clusters").iterdir())
 
 
 def test_not_root(request: pytest.FixtureRequest) -> None:
@@ -90,3 +73,47 @@ def test_node_index_out_of_range_and_names(cluster_name: str, lab_env: Path) -> 
     res = vca("-c", c, "provision", "1", "--provider", "local")  # same provider: fine
     res = vca("-c", c, "exec", "--", "true")
     assert [(n.index, n.ip) for n in Registry(lab_env).nodes(c)][:2] == before
+
+
+def _jobs(cluster: str) -> list[str]:
+    return [str(r.get("job")) for r in json.loads(vca("-c", cluster, "status", "--json").stdout)]
+
+
+@pytest.mark.lab
+def test_selections_names_and_scripts_cannot_hit_every_node(cluster_name: str, lab_env: Path) -> None:
+    """`stop --node 1-0` stopped every job; `--node 0-99999999` built a 7.8 GB list; `-c ''` and a
+    teardown from a script destroyed 'default'; `exec -- CMD` with CMD exiting 255 said 'unreachable'."""
+    c = cluster_name
+    vca("-c", c, "provision", "2")
+    vca("-c", c, "inject", "examples/hello", "-e", "HELLO_SLEEP=600")
+    assert _jobs(c) == ["running", "running"]
+
+    res = vca("-c", c, "stop", "--node", "1-0", check=False)
+    assert res.returncode == 2 and "node range '1-0' is reversed" in one_error_line(res)
+    started = time.monotonic()
+    res = vca("-c", c, "stop", "--node", "0-99999999", check=False)
+    assert res.returncode == 2 and "has no node 2-99999999 (nodes: 0-1)" in one_error_line(res)
+    assert time.monotonic() - started < 10
+    for single in (["connect", "0-1"], ["logs", "0,1"], ["attach", "1-0"]):
+        res = vca("-c", c, *single, check=False)
+        assert res.returncode == 2 and f"{single[0]} takes one node index" in one_error_line(res)
+    assert _jobs(c) == ["running", "running"]  # nothing was stopped
+
+    # A script whose cluster variable is unset, or that forgets --yes: nothing is torn down.
+    for argv, env, words in ((["-c", "", "teardown"], {}, "empty cluster name"),
+                             (["teardown"], {"VCA_CLUSTER": ""}, "VCA_CLUSTER is set but empty"),
+                             (["-c", c, "teardown"], {}, "needs --yes"),
+                             (["-c", c, "destroy"], {}, "needs --yes")):
+        res = subprocess.run([*VCA_ARGV, *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                             env={**os.environ, **env}, timeout=60, check=False)
+        assert res.returncode == 2 and words in one_error_line(res), (argv, res.stderr)
+    assert len(Registry(lab_env).nodes(c)) == 2 and _jobs(c) == ["running", "running"]
+
+    # The command's own exit 255 is not ssh failing to reach the node.
+    res = vca("-c", c, "exec", "--node", "1", "--", "echo out; echo err >&2; exit 255", check=False)
+    assert res.returncode == 1, res.stderr
+    assert f"{c}-1 (exit 255)" in res.stderr and "unreachable" not in res.stderr, res.stderr
+    assert res.stdout == f"{c}-1: out\n" and f"{c}-1: err" in res.stderr and "vca:started" not in res.stderr
+    vca("-c", c, "stop", "--node", "0-1", "--grace", "1")
+    assert _jobs(c)[0] != "running" and _jobs(c)[1] != "running"
+    vca("-c", c, "teardown", "--yes")

@@ -220,9 +220,9 @@ def test_crash_converge_orphans_destroy(moto: MotoServer, standins: StandIns, cl
     assert len(_live(moto, c)) == 5
 
     # destroy forgets a cluster only once nothing of it is left; --purge does not abandon live ones.
-    res = vca("-c", c, "destroy", check=False)
+    res = vca("-c", c, "destroy", "--yes", check=False)
     assert res.returncode != 0 and "still has" in res.stderr and "vca teardown" in res.stderr
-    assert vca("-c", c, "destroy", "--purge", check=False).returncode != 0
+    assert vca("-c", c, "destroy", "--yes", "--purge", check=False).returncode != 0
     assert (vca_home / "clusters" / c / "cluster.json").exists()
 
     vca("-c", c, "teardown", "--yes")
@@ -287,7 +287,7 @@ def test_destroy_purge_and_broken_inventory(moto: MotoServer, vca_home: Path,
 
     settings = {"region": "us-east-1", "owner": "tester@test", "user": "root", "ssh_via": "tag"}
     ClusterState("gone").create("ec2", settings)
-    assert "forgotten" in vca("-c", "gone", "destroy").stderr
+    assert "forgotten" in vca("-c", "gone", "destroy", "--yes").stderr
     assert not (vca_home / "clusters" / "gone").exists()
 
     state = ClusterState("lost")
@@ -297,10 +297,10 @@ def test_destroy_purge_and_broken_inventory(moto: MotoServer, vca_home: Path,
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the endpoint is gone
     listed = raw_ansible("ansible-inventory", "-i", str(inventory), "--list", timeout=120)
     assert listed.returncode != 0
-    res = vca("-c", "lost", "destroy", check=False)
+    res = vca("-c", "lost", "destroy", "--yes", check=False)
     assert res.returncode != 0 and "cannot check what is left" in res.stderr and "--purge" in res.stderr
     assert (vca_home / "clusters" / "lost").exists()
-    res = vca("-c", "lost", "destroy", "--purge")
+    res = vca("-c", "lost", "destroy", "--yes", "--purge")
     assert "forgotten" in res.stderr
     assert not (vca_home / "clusters" / "lost").exists()
 

@@ -159,6 +159,21 @@ def test_reboot_restarts_and_dead_node_shows_down(cluster_name: str, lab_env: Pa
         pytest.fail("node 1 did not come back after a guest reboot")
     assert [r["state"] for r in _status(c)] == ["up", "up"]
 
+    # Kill node 0's systemd-nspawn by its PID (found from the lab registry), as the OOM killer or a
+    # stray `kill` would: the guest lives on and serves SSH, so status must not call it down.
+    head = next(n for n in Registry(lab_env).nodes(c) if n.index == 0)
+    nspawn_pid = int((Path(head.dir) / "nspawn.pid").read_text())
+    os.kill(nspawn_pid, signal.SIGKILL)
+    end = time.monotonic() + 10
+    while Path(f"/proc/{nspawn_pid}").exists() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert vca("-c", c, "exec", "--node", "0", "--timeout", "10", "--", "hostname").stdout == f"{c}-0: {c}-0\n"
+    rows = _status(c)
+    assert [r["state"] for r in rows] == ["up", "up"], rows
+    assert [r["supervised"] for r in rows] == [False, True], rows
+    res = vca("-c", c, "status")
+    assert f"{c}-0 runs without its lab supervisor" in res.stderr, res.stderr
+
     # Kill node 1 from outside (as a crash would): status shows it down, exec names it.
     node = next(n for n in Registry(lab_env).nodes(c) if n.index == 1)
     from vcloud_ansible.lab import node as labnode
@@ -167,8 +182,15 @@ def test_reboot_restarts_and_dead_node_shows_down(cluster_name: str, lab_env: Pa
     assert [r["state"] for r in _status(c)] == ["up", "down"]
     res = vca("-c", c, "exec", "--", "true", check=False)
     assert res.returncode != 0 and f"{c}-1" in res.stderr
+    # Teardown removes both, the unsupervised guest of node 0 included: nothing of them is left.
+    guest = [int(p) for p in subprocess.run(["ip", "netns", "pids", head.netns], capture_output=True,
+                                            text=True).stdout.split()]
+    assert guest, "node 0's guest should still run"
     vca("-c", c, "teardown", "--yes")
     assert host_leftovers(c) == []
+    from vcloud_ansible.lab.procs import alive
+
+    assert [p for p in guest if alive(p)] == []  # zombies count as gone: the host's init reaps them
 
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from ..cluster import Cluster
+from ..errors import UsageError
+from ..providers.base import IndexRanges
 
 
 @dataclass
@@ -23,7 +28,13 @@ class App:
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
 
     def cluster(self) -> Cluster:
-        return Cluster(self.cluster_name)
+        name = self.cluster_name
+        if name is None and os.environ.get("VCA_CLUSTER") == "":  # an unset variable in a script
+            raise UsageError("VCA_CLUSTER is set but empty",
+                             "set it to a cluster name, or unset it to use 'default'")
+        if name is not None and not name.strip():
+            raise UsageError("empty cluster name (-c '')", "give a name, or leave out -c to use 'default'")
+        return Cluster(name)
 
     def say(self, msg: str) -> None:
         self.err.print(f"[dim]vca:[/dim] {msg}")
@@ -55,14 +66,66 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
-def parse_indexes(values: tuple[str, ...]) -> list[int]:
-    """--node 1 --node 3,4 --node 5-7 -> [1, 3, 4, 5, 6, 7]"""
-    out: list[int] = []
+MAX_INDEX = 10**9  # far beyond any cluster; larger numbers are typing errors
+
+
+def parse_indexes(values: tuple[str, ...]) -> IndexRanges:
+    """--node 1 --node 3,4 --node 5-7 -> ranges (1-1, 3-3, 4-4, 5-7), in the order given.
+
+    Only the syntax is checked here; Cluster.select checks the ranges against the cluster's nodes
+    without expanding them. A reversed range (``1-0``) is refused, never read as "every node"."""
+    out: list[tuple[int, int]] = []
     for v in values:
         for part in v.split(","):
             part = part.strip()
             lo, sep, hi = part.partition("-")
             if not lo.isdigit() or (sep and not hi.isdigit()):
                 raise click.UsageError(f"node index must be a number >= 0 or a range like 2-5, got '{part}'")
-            out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
-    return out
+            first, last = int(lo), int(hi) if sep else int(lo)
+            if max(first, last) > MAX_INDEX:
+                raise click.UsageError(f"node index too large in '{part}' (at most {MAX_INDEX})")
+            if last < first:
+                raise click.UsageError(f"node range '{part}' is reversed: write {last}-{first}")
+            out.append((first, last))
+    return IndexRanges(out)
+
+
+def single_index(text: str, verb: str) -> int:
+    """The one node index of `connect N`, `logs N`, `attach N`."""
+    part = text.strip()
+    if not part.isdigit() or int(part) > MAX_INDEX:
+        raise click.UsageError(f"{verb} takes one node index (a number >= 0), got '{text}'")
+    return int(part)
+
+
+if TYPE_CHECKING:  # click >= 8.2 types ParamType as a generic; 8.1's cannot be subscripted at run time
+    _FloatParam = click.ParamType[float, object]
+else:
+    _FloatParam = click.ParamType
+
+
+class Seconds(_FloatParam):
+    """A duration in seconds: a positive, finite number (not 0, -5, nan or inf)."""
+
+    name = "seconds"
+
+    def __init__(self, at_least: float = 0.0) -> None:
+        self.at_least = at_least
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            seconds = value
+        else:
+            try:
+                seconds = float(str(value))
+            except ValueError:
+                self.fail(f"must be a positive number of seconds, got '{value}'", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"must be a positive number of seconds, got '{value}'", param, ctx)
+        if seconds < self.at_least:
+            self.fail(f"must be a positive number of seconds, at least {self.at_least:g}, got '{value}'",
+                      param, ctx)
+        return seconds
+
+
+SECONDS = Seconds()

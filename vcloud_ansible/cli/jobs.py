@@ -10,11 +10,12 @@ import click
 
 from ..jobs import JobOptions, logs_command, parse_env, parse_mem, parse_procs, stop_command, tmux_attach_command
 from ..jobs import inject as do_inject
-from .context import App, parse_indexes, pass_app
+from .context import SECONDS, App, Seconds, parse_indexes, pass_app
 from .nodes import exec_ssh, summarize
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
+    from ..providers.base import IndexRanges
     from ..release_ssh import InjectResult
 
 
@@ -55,7 +56,7 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
         mem_kb=parse_mem(mem), tmux=tmux, restart=restart, grace=grace, bucket=bucket or "",
     )
     cluster = app.cluster()
-    result = _inject(app, cluster, package, options, parse_indexes(nodes) or None)
+    result = _inject(app, cluster, package, options, parse_indexes(nodes))
     result.raise_for_failures("inject")
     reports = result.reports()
     if reports:
@@ -73,11 +74,13 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
     app.say("see `vca status` and `vca logs N`")
 
 
-def _inject(app: App, cluster: Cluster, package: Path, options: JobOptions, indexes: list[int] | None
+def _inject(app: App, cluster: Cluster, package: Path, options: JobOptions, selection: IndexRanges
             ) -> InjectResult:
     """Every node at once; progress on a terminal, failures as they come."""
     every = cluster.nodes()  # listed once: on ec2 each listing is an API call
-    with app.node_progress("inject", len(cluster.select(indexes, every))) as done:
+    targets = cluster.select(selection or None, every)  # checked against the cluster before anything
+    indexes = [n.index for n in targets] if selection else None
+    with app.node_progress("inject", len(targets)) as done:
         return do_inject(cluster, package, options, indexes, nodes=every,
                          on_done=lambda n: done(n.node, None if n.ok else n.message))
 
@@ -107,7 +110,7 @@ def mkpkg(folder: Path, output: Path | None, force: bool) -> None:
 @pass_app
 def logs(app: App, node: str, follow: bool, tail: int, proc: int) -> None:
     """Show the job log of node N (default 0)."""
-    exec_ssh(app, node, logs_command(proc, tail, follow), "-T", batch=True)
+    exec_ssh(app, "logs", node, logs_command(proc, tail, follow), "-T", batch=True)
 
 
 @click.command()
@@ -118,7 +121,7 @@ def logs(app: App, node: str, follow: bool, tail: int, proc: int) -> None:
 @pass_app
 def attach(app: App, node: str, use_tmux: bool, proc: int) -> None:
     """Follow the live log of node N's job; with --tmux, join its terminal (detach: Ctrl-b d)."""
-    exec_ssh(app, node, tmux_attach_command(proc) if use_tmux else logs_command(proc, 50, True),
+    exec_ssh(app, "attach", node, tmux_attach_command(proc) if use_tmux else logs_command(proc, 50, True),
              "-t" if use_tmux else "-T", batch=not use_tmux)
 
 
@@ -135,9 +138,9 @@ def stop(app: App, nodes: tuple[str, ...], grace: int) -> None:
 
 
 @click.command("wait")
-@click.option("--timeout", default=3600.0, show_default=True, type=click.FloatRange(0),
+@click.option("--timeout", default=3600.0, show_default=True, type=SECONDS,
               help="Give up after this many seconds (exit 1).")
-@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.2),
+@click.option("--interval", default=2.0, show_default=True, type=Seconds(at_least=0.2),
               help="Seconds between looks at the nodes.")
 @pass_app
 def wait(app: App, timeout: float, interval: float) -> None:

@@ -100,7 +100,7 @@ def _count(text: str) -> int:
 
 
 @click.command()
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 @pass_app
 def teardown(app: App, yes: bool) -> None:
     """Remove every node of the cluster and everything made for them, then forget the cluster.
@@ -108,22 +108,32 @@ def teardown(app: App, yes: bool) -> None:
     Idempotent: tearing down a cluster that is already gone succeeds and says so.
     """
     cluster = app.cluster()
+    confirm_or_yes(yes, "teardown", f"removes every node of cluster '{cluster.name}'")
     if not cluster.exists():
         app.say(f"cluster '{cluster.name}' does not exist: nothing to tear down")
         return
-    if not yes and sys.stdin.isatty():
+    if not yes:
         count = len(cluster.nodes())
         click.confirm(f"Tear down cluster '{cluster.name}' ({count} nodes)?", abort=True)
     gone = cluster.teardown(say=app.say)
     app.say(f"cluster '{cluster.name}' torn down ({len(gone)} node{'s' if len(gone) != 1 else ''} removed)")
 
 
+def confirm_or_yes(yes: bool, verb: str, what: str) -> None:
+    """A destructive command asks on a terminal; anywhere else (a script, a pipe, cron) it needs --yes,
+    so that a script with a wrong or empty cluster name stops instead of destroying something."""
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(f"{verb} {what} and needs --yes when stdin is not a terminal",
+                         f"run `vca {verb} --yes` once you are sure")
+
+
 @click.command()
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 @click.option("--purge", is_flag=True,
               help="Also forget a cluster whose resources cannot be checked any more (credentials, region "
                    "or endpoint gone, resources deleted by hand); never one whose resources are still there.")
 @pass_app
-def destroy(app: App, purge: bool) -> None:
+def destroy(app: App, yes: bool, purge: bool) -> None:
     """Forget the cluster (settings, key, inventory on this machine) once nothing of it is left.
 
     Checks the provider first (ec2: no instance, security group, key pair, launch template or
@@ -131,6 +141,9 @@ def destroy(app: App, purge: bool) -> None:
     For a cluster whose teardown could not finish, or whose resources were removed by other means.
     """
     cluster = app.cluster()
+    confirm_or_yes(yes, "destroy", f"forgets cluster '{cluster.name}' (its key and settings)")
+    if not yes and cluster.exists():
+        click.confirm(f"Forget cluster '{cluster.name}' once nothing of it is left?", abort=True)
     if not cluster.destroy(purge=purge, say=app.say):
         app.say(f"cluster '{cluster.name}' does not exist: nothing to forget")
         return

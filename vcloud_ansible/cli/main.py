@@ -10,7 +10,7 @@ import threading
 import click
 
 from .. import __version__
-from ..errors import VcaError
+from ..errors import EnvironmentProblem, VcaError
 
 # Each command's module is imported only when that command runs (or for --help): a command pays
 # for its own imports, not for every other command's.
@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f" (see '{ctx.command_path} --help')" if ctx else ""
         click.echo(f"vca: error: {exc.format_message()}{where}", err=True)
         return exc.exit_code
-    except OSError as exc:  # a file vca needs is unreadable, a disk is full, ...
+    except OSError as exc:  # a file vca needs is unreadable, a disk is full, ...: the machine cannot do it
         where = f": {exc.filename}" if exc.filename else ""
         click.echo(f"vca: error: {exc.strerror or exc}{where}", err=True)
-        return 1
+        return EnvironmentProblem.exit_code
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
     return 0

@@ -15,7 +15,7 @@ from ..cluster import expiry_warning, format_uptime
 from ..errors import RemoteFailed
 from ..jobs import JobState, job_details
 from ..sshexec import ExecResult, ssh_command
-from .context import App, parse_indexes, pass_app
+from .context import SECONDS, App, parse_indexes, pass_app, single_index
 
 STATE_STYLE = {"up": "green", "running": "green", "unreachable": "yellow", "down": "red"}
 
@@ -57,6 +57,10 @@ def status(app: App, as_json: bool) -> None:
     down = [s.node.name for s in rows if s.state not in ("up", "running")]
     if down:
         app.say(f"{len(down)} of {len(rows)} nodes not up: {', '.join(down)}")
+    loose = [s.node.name for s in rows if s.state == "up" and s.node.details.get("supervised") is False]
+    if loose:
+        app.say(f"{', '.join(loose)} run{'s' if len(loose) == 1 else ''} without its lab supervisor (its "
+                "systemd-nspawn was killed): a guest reboot will not bring it back; `vca teardown` removes it")
     warning = expiry_warning(cluster.name, [s.node for s in rows], now)
     if warning:
         app.say(warning)
@@ -73,12 +77,13 @@ def connect(app: App, node: str, command: tuple[str, ...]) -> None:
       vca connect 2
       vca connect 2 -- nproc
     """
-    exec_ssh(app, node, " ".join(command) or None)
+    exec_ssh(app, "connect", node, " ".join(command) or None)
 
 
-def exec_ssh(app: App, node: str, command: str | None, *ssh_args: str, batch: bool = False) -> NoReturn:
+def exec_ssh(app: App, verb: str, node: str, command: str | None, *ssh_args: str, batch: bool = False
+             ) -> NoReturn:
     """Replace this process with ssh to node ``node`` (an index as typed), running ``command`` if given."""
-    [index] = parse_indexes((node,))
+    index = single_index(node, verb)
     cluster = app.cluster()
     argv = ssh_command(cluster.state, cluster.select([index])[0], *ssh_args, batch=batch)
     if command:
@@ -91,7 +96,7 @@ def exec_ssh(app: App, node: str, command: str | None, *ssh_args: str, batch: bo
 @click.option("--node", "-n", "nodes", multiple=True, metavar="N",
               help="Node index, list or range (1,3 or 2-5); repeatable. Default: every node.")
 @click.option("--all", "all_nodes", is_flag=True, help="Every node (the default).")
-@click.option("--timeout", type=float, default=None, help="Seconds before a node's command is abandoned.")
+@click.option("--timeout", type=SECONDS, default=None, help="Seconds before a node's command is abandoned.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD...")
 @pass_app
 def exec_(app: App, nodes: tuple[str, ...], all_nodes: bool, timeout: float | None,
@@ -124,7 +129,7 @@ def summarize(results: list[ExecResult]) -> str:
 
 
 def _why(r: ExecResult) -> str:
-    if r.rc == 255:
+    if r.rc == 255 and not r.reached:  # ssh's own failure, not the command's exit 255
         return "unreachable: " + (r.stderr.strip().splitlines() or ["ssh failed"])[-1]
     if r.rc == -1:
         return "timed out"
@@ -145,7 +150,10 @@ def ssh_config(app: App) -> None:
 
     \b
       vca ssh-config > ~/.ssh/vca-demo.conf   # then: Include vca-demo.conf in ~/.ssh/config
-      ssh -F <(vca ssh-config) demo-1
+      ssh -F ~/.ssh/vca-demo.conf demo-1
+      vca ssh-config | ssh -F /dev/stdin demo-1 hostname   # a command, without a file
+
+    A process substitution cannot stand in for the file: OpenSSH closes inherited descriptors first.
     """
     click.echo(app.cluster().ssh_config(), nl=False)
 

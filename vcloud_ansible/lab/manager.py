@@ -31,7 +31,12 @@ class Lab:
         return self.registry.nodes(cluster)
 
     def is_running(self, n: LabNode) -> bool:
+        """Supervised and running: its supervisor and systemd-nspawn are alive."""
         return node.is_running(n)
+
+    def guest_running(self, n: LabNode) -> bool:
+        """The guest runs, supervised or not (its systemd-nspawn may have been killed)."""
+        return node.guest_running(n)
 
     def create(self, cluster: str, count: int, authorized_key: str, owner: str,
                say: Say = lambda _m: None) -> list[tuple[LabNode, str]]:

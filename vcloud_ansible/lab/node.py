@@ -100,6 +100,25 @@ def is_running(node: LabNode) -> bool:
     return all(pid is not None and alive(pid) for pid in (read_pid(d / "supervisor.pid"), read_pid(d / "nspawn.pid")))
 
 
+def guest_running(node: LabNode) -> bool:
+    """The guest's processes run in the node's namespace, whatever became of its supervisor and
+    systemd-nspawn (killed by hand or by the OOM killer, the guest lives on and serves SSH)."""
+    return bool(netns.pids(node.netns))
+
+
+def _guest_init(node: LabNode) -> int | None:
+    """The host PID of the guest's init (PID 1 in its own PID namespace), if it runs."""
+    for pid in netns.pids(node.netns):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                nspid = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
+        except OSError:
+            continue
+        if len(nspid) > 1 and nspid[-1] == "1":
+            return pid
+    return None
+
+
 def booted_at(node: LabNode) -> float | None:
     try:
         return float((Path(node.dir) / "booted-at").read_text())
@@ -114,6 +133,8 @@ def stop(nodes: list[LabNode], grace: float = 3.0) -> None:
         pid = supervisor_pid(n)
         if pid and alive(pid):
             send(pid, signal.SIGTERM)
+        elif (init := _guest_init(n)) is not None:  # no supervisor (killed): power the guest off itself
+            send(init, signal.SIGRTMIN + 4)
     # Once a guest's init is gone its whole PID namespace is gone: the processes seen now are enough.
     survivors = wait_gone([p for n in nodes for p in _node_pids(n)], grace)
     for pid in survivors + [p for n in nodes for p in _node_pids(n)]:

@@ -24,7 +24,14 @@ class LocalProvider:
         return [self._node(n, running=True, host_key=key) for n, key in made]
 
     def nodes(self, state: ClusterState) -> list[Node]:
-        return [self._node(n, running=self.lab.is_running(n)) for n in self.lab.nodes(state.name)]
+        out = []
+        for n in self.lab.nodes(state.name):
+            # A guest whose systemd-nspawn was killed still runs (and serves SSH): it is not down, only
+            # unsupervised (a reboot will not bring it back). Probing its namespace costs a subprocess,
+            # paid only for such nodes.
+            supervised = self.lab.is_running(n)
+            out.append(self._node(n, running=supervised or self.lab.guest_running(n), supervised=supervised))
+        return out
 
     def destroy(self, state: ClusterState, indexes: list[int] | None, say: Say) -> list[Node]:
         gone = self.lab.destroy(state.name, str(state.home), indexes)
@@ -36,9 +43,10 @@ class LocalProvider:
         return None
 
     @staticmethod
-    def _node(n: LabNode, running: bool, host_key: str | None = None) -> Node:
+    def _node(n: LabNode, running: bool, host_key: str | None = None, supervised: bool | None = None) -> Node:
         return Node(
             index=n.index, name=n.name, address=n.ip, private_ip=n.ip, role=role_for(n.index),
             state="running" if running else "down", host_key=host_key,
-            details={"created": n.created, "netns": n.netns},
+            details={"created": n.created, "netns": n.netns,
+                     "supervised": running if supervised is None else supervised},
         )
