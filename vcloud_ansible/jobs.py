@@ -171,8 +171,8 @@ def inject(cluster: Cluster, source: Path, options: JobOptions, indexes: list[in
     ``nodes``: the cluster's nodes, when the caller has just listed them. Holds the cluster's lock."""
     from .package import prepare
 
-    with cluster.state.lock("inject"):
-        every = cluster.nodes() if nodes is None else nodes
+    with cluster.state.lock("inject") as waited:
+        every = cluster.nodes() if nodes is None or waited else nodes  # another command may have changed them
         targets = cluster.select(indexes, every)  # unknown nodes are refused before packing
         packed = prepare(source.expanduser().resolve(), cluster.state.dir / "releases")
         result = _install(cluster, every, targets, packed.path, packed.release_id, packed.compression, options,

@@ -145,18 +145,19 @@ class ClusterState:
 
     @contextlib.contextmanager
     def lock(self, command: str, say: Callable[[str], None] = _stderr, wait: float | None = None
-             ) -> Iterator[None]:
+             ) -> Iterator[bool]:
         """Hold the cluster's lock while ``command`` changes it (inject, provision, teardown, stop, run).
 
         A second command waits, saying once which command it waits for, up to ``wait`` seconds (env
-        VCA_LOCK_WAIT, default 30 min), then fails. Re-entrant within one process.
+        VCA_LOCK_WAIT, default 30 min), then fails. Re-entrant within one process. Yields whether it
+        waited (what the caller listed before may have changed meanwhile).
         """
         path = self.lock_path
         key = (path, threading.get_ident())
         if _held.get(key):
             _held[key] += 1
             try:
-                yield
+                yield False
             finally:
                 _held[key] -= 1
             return
@@ -191,7 +192,7 @@ class ClusterState:
             os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
             _held[key] = 1
             try:
-                yield
+                yield told
             finally:
                 del _held[key]
                 with contextlib.suppress(OSError):

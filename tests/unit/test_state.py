@@ -85,3 +85,10 @@ def test_lock_waits_says_for_whom_then_fails(vca_home: Path) -> None:
     with state.lock("provision", said.append, wait=1.0), state.lock("inject", wait=0):
         pass
     assert state.lock_path.parent == vca_home / "clusters" and not state.dir.exists()
+
+
+def test_lock_wait_must_be_a_number(vca_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VCA_LOCK_WAIT", "soon")
+    with pytest.raises(UsageError, match="VCA_LOCK_WAIT must be a number of seconds, got 'soon'"), \
+            ClusterState("c", vca_home).lock("inject"):
+        pass
