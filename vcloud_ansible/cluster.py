@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import access, sshexec
-from .errors import NodeNotFound, UsageError, VcaError
+from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
 from .jobs import STATUS_COMMAND, JobState, reinject_current
 from .providers import Node, Provider, get_provider
 from .providers.base import Configurable, IndexRanges, Say, Verifiable
@@ -98,6 +98,11 @@ class Cluster:
             raise UsageError(f"--total must be at least 1, got {total}")
         if total is None and (count is None or count < 1):
             raise UsageError(f"node count must be at least 1, got {count}")
+        with self.state.lock("provision", say):
+            return self._provision(count, provider, say, total, settings)
+
+    def _provision(self, count: int | None, provider: str | None, say: Say, total: int | None,
+                   settings: dict[str, Any] | None) -> list[Node]:
         existed = self.exists()
         if existed:
             spec = self.spec
@@ -154,12 +159,24 @@ class Cluster:
             if not self._forget_if_new_and_empty(prov, existed):
                 self.nodes()  # the access files without the removed nodes
             raise
-        if existed:  # nodes added after an inject get the cluster's current release and start it
-            result = reinject_current(self)
-            if result is not None:
-                result.raise_for_failures("handing the current release to the new nodes")
-                say(f"gave the new nodes the cluster's current release {result.release_id}")
+        if existed and new:  # nodes added after an inject get the release the cluster runs and start it
+            self._grow(new, say)
         return new
+
+    def _grow(self, new: list[Node], say: Say) -> None:
+        growth = reinject_current(self, new)
+        names = index_ranges(sorted(n.index for n in new))
+        which = f"node{'s' if len(new) != 1 else ''} {names}"
+        if growth.result is not None:
+            growth.result.raise_for_failures(f"handing release {growth.release_id} to the new nodes")
+            say(f"new {which}: release {growth.release_id} (the newest release every other node received) "
+                "installed and started; the other nodes keep their releases and jobs")
+        elif growth.recorded:
+            say(f"new {which}: no release (none reached every other node yet); give them one with "
+                f"`vca inject PKG --node {names.replace(' ', '')}`")
+        if growth.contract_failed:
+            raise RemoteFailed.naming("refreshing the node list", growth.contract_failed, growth.existing,
+                                      "once they answer, the next `vca inject` gives them the node list")
 
     def _forget_if_new_and_empty(self, prov: Provider, existed: bool) -> bool:
         """After a failed provision: forget the cluster if this run created it and no node is left."""
@@ -176,9 +193,16 @@ class Cluster:
             return True
 
     def teardown(self, say: Say = _quiet) -> list[Node]:
-        """Remove every node and forget the cluster. Idempotent."""
+        """Remove every node and forget the cluster. Idempotent: a teardown that waited for another one
+        finds nothing left and returns no nodes."""
         if not self.exists():
             return []
+        with self.state.lock("teardown", say):
+            if not self.exists():
+                return []
+            return self._teardown(say)
+
+    def _teardown(self, say: Say) -> list[Node]:
         gone = self.provider.destroy(self.state, None, say)
         left = self.provider.nodes(self.state)
         if left:
@@ -242,14 +266,22 @@ class Cluster:
             limit: str | None = None, verbose: int = 0, console: Console | None = None) -> RunResult:
         from .runner import run_playbook
 
-        nodes = self.nodes()
-        if not nodes:
-            raise UsageError(f"cluster '{self.name}' has no nodes", "add some with `vca provision N`")
-        return run_playbook(
-            playbook, inventory=self.inventory_path(refresh=False), state_dir=self.state.dir,
-            extravars={"vca_cluster": self.name, **(extravars or {})}, limit=limit, verbose=verbose,
-            hosts_expected=[n.name for n in nodes], console=console,
-        )
+        with self.state.lock(f"run {Path(playbook).name}"):
+            nodes = self.nodes()
+            if not nodes:
+                raise UsageError(f"cluster '{self.name}' has no nodes", "add some with `vca provision N`")
+            return run_playbook(
+                playbook, inventory=self.inventory_path(refresh=False), state_dir=self.state.dir,
+                extravars={"vca_cluster": self.name, **(extravars or {})}, limit=limit, verbose=verbose,
+                hosts_expected=[n.name for n in nodes], console=console,
+            )
+
+    def stop(self, grace: int, indexes: Sequence[int] | None = None) -> list[sshexec.ExecResult]:
+        """Stop the jobs (all nodes, or ``indexes``), holding the cluster's lock."""
+        from .jobs import stop_command
+
+        with self.state.lock("stop"):
+            return self.exec(stop_command(grace), indexes, timeout=grace + 30)
 
     def inventory_path(self, refresh: bool = True) -> Path:
         """The inventory for Ansible: the provider's own source, else the generated inventory.yml."""

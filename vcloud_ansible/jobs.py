@@ -46,25 +46,73 @@ class JobOptions:
 
 
 @dataclass
-class CurrentRelease:
-    """What the cluster last injected: nodes added later receive and start the same."""
+class Injected:
+    """One release the cluster received, and the nodes that installed it successfully."""
 
     release_id: str
     tarball: str
     source: str
     options: JobOptions
     injected_at: float
+    nodes: list[str] | None = None  # None: every node the cluster had then (a record of vca before 0.x)
+
+
+@dataclass
+class ReleaseRecord:
+    """release.json: what each inject put where. Nodes added later receive the newest release that every
+    other node received (the release the cluster runs), never an older one over a newer one."""
+
+    releases: list[Injected] = field(default_factory=list)  # oldest first
+    KEPT = 20
 
     @classmethod
-    def load(cls, path: Path) -> CurrentRelease | None:
+    def load(cls, path: Path) -> ReleaseRecord:
         try:
             d = json.loads(path.read_text())
         except (OSError, ValueError):
-            return None
-        return cls(d["release_id"], d["tarball"], d["source"], JobOptions(**d["options"]), d["injected_at"])
+            return cls()
+        items = d.get("releases") if "releases" in d else [d]  # the older format: one full inject
+        out = cls()
+        for r in items:
+            try:
+                out.releases.append(Injected(r["release_id"], r["tarball"], r["source"], JobOptions(**r["options"]),
+                                             float(r["injected_at"]), r.get("nodes")))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
 
     def save(self, path: Path) -> None:
-        atomic_write(path, json.dumps(asdict(self), indent=2) + "\n")
+        atomic_write(path, json.dumps({"releases": [asdict(r) for r in self.releases[-self.KEPT:]]}, indent=2)
+                     + "\n")
+
+    def add(self, release_id: str, tarball: str, source: str, options: JobOptions, nodes: list[str],
+            settings_applied: bool, *, newest: bool = True) -> None:
+        """``nodes`` installed ``release_id``; ``settings_applied``: its job started with ``options``.
+        ``newest``: it becomes the newest release (an inject); else it keeps its place (new nodes)."""
+        old = next((r for r in self.releases if r.release_id == release_id), None)
+        if old is not None and not newest:
+            old.nodes = None if old.nodes is None else sorted(set(old.nodes) | set(nodes))
+            return
+        if old is not None:
+            self.releases.remove(old)
+            known = old.nodes if old.nodes is not None else []
+            nodes = sorted(set(known) | set(nodes))
+            if not settings_applied:
+                options = old.options
+        self.releases.append(Injected(release_id, tarball, source, options, time.time(), nodes))
+
+    def forget_nodes(self, names: list[str]) -> None:
+        """New nodes (their names may have been used by nodes since removed) hold nothing yet."""
+        for r in self.releases:
+            if r.nodes is not None:
+                r.nodes = [n for n in r.nodes if n not in names]
+
+    def cluster_wide(self, names: list[str]) -> Injected | None:
+        """The newest release every one of these nodes received."""
+        for r in reversed(self.releases):
+            if r.nodes is None or set(names) <= set(r.nodes):
+                return r
+        return None
 
 
 @dataclass
@@ -191,34 +239,72 @@ def inject(cluster: Cluster, source: Path, options: JobOptions, indexes: list[in
            nodes: list[Node] | None = None) -> InjectResult:
     """Validate and pack locally (nothing is sent if the package is bad), then install and start the
     release on the nodes (all, or ``indexes``), one ssh session each (vcloud_ansible.release_ssh).
-    ``nodes``: the cluster's nodes, when the caller has just listed them."""
+    ``nodes``: the cluster's nodes, when the caller has just listed them. Holds the cluster's lock."""
     from .package import prepare
 
-    every = cluster.nodes() if nodes is None else nodes
-    targets = cluster.select(indexes, every)  # unknown nodes are refused before packing
-    packed = prepare(source.expanduser().resolve(), cluster.state.dir / "releases")
-    result = _install(cluster, every, targets, packed.path, packed.release_id, packed.compression, options,
-                      on_done=on_done, timeout=timeout)
-    if result.ok and not indexes:
-        CurrentRelease(packed.release_id, str(packed.path), str(source), options, time.time()).save(
-            release_file(cluster))
+    with cluster.state.lock("inject") as waited:
+        every = cluster.nodes() if nodes is None or waited else nodes  # another command may have changed them
+        targets = cluster.select(indexes, every)  # unknown nodes are refused before packing
+        packed = prepare(source.expanduser().resolve(), cluster.state.dir / "releases")
+        result = _install(cluster, every, targets, packed.path, packed.release_id, packed.compression, options,
+                          on_done=on_done, timeout=timeout)
+        record_inject(cluster, result, str(packed.path), str(source), options)
     return result
 
 
-def reinject_current(cluster: Cluster, *, on_done: Callable[[NodeInject], None] | None = None
-                     ) -> InjectResult | None:
-    """Give every node the cluster's current release and the grown contract (new nodes start it; the
-    others keep their job and receive nothing but the contract)."""
-    from .package import prepare
+def record_inject(cluster: Cluster, result: InjectResult, tarball: str, source: str, options: JobOptions) -> None:
+    """Note in release.json which nodes installed the release (those that failed did not)."""
+    done = [h for h, n in result.nodes.items() if n.ok]
+    if not done:
+        return
+    started = any(n.report is not None and n.report.job == "started" for n in result.nodes.values())
+    record = ReleaseRecord.load(release_file(cluster))
+    record.add(result.release_id, tarball, source, options, done, started)
+    record.save(release_file(cluster))
 
-    cur = CurrentRelease.load(release_file(cluster))
-    if cur is None or not Path(cur.tarball).exists():
-        return None
-    packed = prepare(Path(cur.tarball), cluster.state.dir / "releases")  # the same bytes, checked again
+
+@dataclass
+class Growth:
+    """What nodes added to a cluster received (``reinject_current``)."""
+
+    release_id: str = ""  # "" when no release reached every node yet: the new nodes got none
+    result: InjectResult | None = None
+    contract_failed: dict[str, str] = field(default_factory=dict)  # existing nodes whose node list failed
+    existing: int = 0  # nodes the cluster had before
+    recorded: bool = False  # a release was ever injected
+
+
+def reinject_current(cluster: Cluster, new: list[Node], *, on_done: Callable[[NodeInject], None] | None = None
+                     ) -> Growth:
+    """After nodes were added: give the new nodes the release the cluster runs (the newest one every
+    other node received) and start it; give the other nodes the grown node list and nothing else (their
+    releases and jobs stay as they are, a newer release included)."""
+    from .package import prepare
+    from .release_ssh import refresh_contract
+
     every = cluster.nodes()
+    names = {n.name for n in new}
+    old = [n for n in every if n.name not in names]
+    record = ReleaseRecord.load(release_file(cluster))
+    if not record.releases:
+        return Growth()  # nothing was ever injected: nothing to give, no contract to refresh
+    record.forget_nodes(sorted(names))
+    growth = Growth(contract_failed=refresh_contract(cluster.state, every, old), existing=len(old),
+                    recorded=True)
+    cur = record.cluster_wide([n.name for n in old])
+    if cur is None or not Path(cur.tarball).exists():
+        record.save(release_file(cluster))
+        return growth
+    packed = prepare(Path(cur.tarball), cluster.state.dir / "releases")  # the same bytes, checked again
+    targets = [n for n in every if n.name in names]
     opts = JobOptions(**{**asdict(cur.options), "restart": False})
-    return _install(cluster, every, every, packed.path, packed.release_id, packed.compression, opts,
-                    on_done=on_done)
+    growth.release_id = packed.release_id
+    growth.result = _install(cluster, every, targets, packed.path, packed.release_id, packed.compression, opts,
+                             on_done=on_done)
+    done = [h for h, n in growth.result.nodes.items() if n.ok]
+    record.add(packed.release_id, cur.tarball, cur.source, cur.options, done, False, newest=False)
+    record.save(release_file(cluster))
+    return growth
 
 
 def _install(cluster: Cluster, every: list[Node], targets: list[Node], tarball: Path, release_id: str,

@@ -8,6 +8,7 @@ node: the script installs the POSIX sh agent (roles/package/files/vca-node) and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from dataclasses import dataclass
@@ -39,6 +40,19 @@ class JobSettings:
     tmux: bool = False
     restart: bool = False
     grace: int = 10
+
+    def fingerprint(self, user_env: dict[str, str]) -> str:
+        """What the user chose for the job (-e, --procs, --mem, --tmux), as a short hash: the node keeps
+        it with the job, so that a re-inject of the same release with other settings can say so."""
+        text = json.dumps([sorted(user_env.items()), self.procs, int(self.mem_kb), bool(self.tmux)])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# Releases each node keeps (besides the current one and the running job's); older ones are removed
+# on inject, with their job folders.
+KEEP_RELEASES = 5
+# Leftovers of failed injects in ~/vca/incoming untouched for this long are swept on the next inject.
+STALE_MINUTES = 60
 
 
 @dataclass(frozen=True)
@@ -103,39 +117,46 @@ def run_script_command(script_len: int) -> str:
     return f'f=$(mktemp) && head -c {script_len} > "$f" && sh "$f"; rc=$?; rm -f "$f"; exit $rc'
 
 
-def package_path(home: str, release_id: str) -> str:
-    """Where the package waits on the node before it is unpacked ("$P" in the install script)."""
-    return f"{home}/vca/incoming/{release_id}.tar"
+def package_path(home: str, release_id: str, tag: str = "") -> str:
+    """Where the package waits on the node before it is unpacked ("$P" in the install script); ``tag``
+    makes it unique per inject, so that two injects at once never share a file."""
+    return f"{home}/vca/incoming/{release_id}{tag}.tar"
 
 
-# ``receive`` for a package that follows the script on the same stdin.
-RECEIVE_INLINE = 'cat > "$P"  # the package follows the script on stdin\n'
-
-
-def install_script(release_id: str, compression: str, contract: Contract, env: dict[str, str],
-                   job: JobSettings, *, url: str = "", receive: str = "", bootstrap: bool = False) -> str:
-    """The script that installs the agent and the release, writes the node contract and launches.
-
-    The package is at ``package_path`` ("$P"), or ``receive`` puts it there (shell lines), or it comes
-    from ``url``, a presigned URL the node downloads from. ``bootstrap``: install python3 when the node
-    lacks it. Prints ``key=value`` lines (see ``Report``).
-    """
-    q = shlex.quote
-    envfile = "".join(f"{k}={q(v)}\n" for k, v in sorted(env.items()))
-    launch = " ".join(q(str(x)) for x in (release_id, job.procs, int(job.mem_kb), int(job.tmux),
-                                          int(job.restart), int(job.grace)))
-    boot = ""
-    if bootstrap:
-        boot = f"""if ! command -v python3 >/dev/null 2>&1; then
-  if (
-{BOOTSTRAP_PYTHON}) > "$V/incoming/.boot.err" 2>&1; then echo bootstrapped=1
-  else echo "error=installing python3 on the node failed: $(tail -c 300 "$V/incoming/.boot.err" | tr '\\n' ' ')"; exit 1
-  fi
+# One installer at a time on a node (two injects at once, an inject and a provision): flock where the
+# node has it, else a lock folder (a stale one, from a killed installer, is taken over after 15 min).
+# Held until the script ends; the job's processes never inherit it (vca-node closes fd 9 for them).
+NODE_LOCK = """if command -v flock >/dev/null 2>&1; then
+  exec 9>>"$V/.lock"
+  flock -w 900 9 || { echo "error=another inject held the node's lock ($V/.lock) for 15 minutes"; exit 1; }
+else
+  n=0
+  until mkdir "$V/.lock.d" 2>/dev/null; do
+    n=$((n + 1))
+    [ "$n" -lt 4500 ] || { echo "error=another inject held the node's lock ($V/.lock.d) for 15 minutes"; exit 1; }
+    [ -n "$(find "$V/.lock.d" -maxdepth 0 -mmin +15 2>/dev/null)" ] && { rmdir "$V/.lock.d" 2>/dev/null || true; }
+    sleep 0.2
+  done
+  L="$V/.lock.d"
 fi
 """
+
+
+def _prelude(tag: str, release_id: str) -> str:
+    """Shell lines every install script starts with: paths, the clean-up on exit, the node lock, the
+    sweep of what failed injects left behind."""
     return f"""set -e
-V="$HOME/vca"; mkdir -p "$V/incoming" "$V/bin"; P={package_path('"$HOME"', q(release_id))}
-{receive}T=$(mktemp -d "$V/incoming/.c.XXXXXX")
+V="$HOME/vca"; mkdir -p "$V/incoming" "$V/bin"; P={package_path('"$HOME"', shlex.quote(release_id), tag)}
+T=""; L=""
+trap 'rm -rf "$P" "$P.part" ${{T:+"$T"}} ${{L:+"$L"}}' EXIT
+{NODE_LOCK}find "$V/incoming" -mindepth 1 -maxdepth 1 -mmin +{STALE_MINUTES} -exec rm -rf {{}} + 2>/dev/null || true
+[ ! -d "$V/releases" ] || find "$V/releases" -mindepth 1 -maxdepth 1 -name '.tmp-*' -exec rm -rf {{}} + || true
+"""
+
+
+def _agent_and_contract(contract: Contract) -> str:
+    """Shell lines that put the agent in place and the contract files into "$T"."""
+    return f"""T=$(mktemp -d "$V/incoming/.c.XXXXXX")
 cat > "$T/agent" <<'{EOF_MARK}'
 {agent_text()}{EOF_MARK}
 if ! cmp -s "$T/agent" "$V/bin/vca-node"; then
@@ -145,22 +166,64 @@ cat > "$T/cluster.json" <<'{EOF_MARK}'
 {contract.cluster_json}{EOF_MARK}
 cat > "$T/hosts" <<'{EOF_MARK}'
 {contract.hosts}{EOF_MARK}
-cat > "$T/env" <<'{EOF_MARK}'
+"""
+
+
+def contract_script(contract: Contract) -> str:
+    """Refresh the node contract only (a node joined or left): no release, no job touched. A node that
+    never received a release is left alone."""
+    return f"""V="$HOME/vca"
+if [ ! -x "$V/bin/vca-node" ]; then echo contract=none; exit 0; fi
+{_prelude('.contract-$$', 'none')}{_agent_and_contract(contract)}"$V/bin/vca-node" contract "$T"
+"""
+
+
+# ``receive`` for a package that follows the script on the same stdin.
+RECEIVE_INLINE = 'cat > "$P"  # the package follows the script on stdin\n'
+
+
+def install_script(release_id: str, compression: str, contract: Contract, env: dict[str, str],
+                   job: JobSettings, *, url: str = "", receive: str = "", bootstrap: bool = False,
+                   tag: str = "", settings: str = "") -> str:
+    """The script that installs the agent and the release, writes the node contract and launches.
+
+    The package is at ``package_path`` ("$P"), or ``receive`` puts it there (shell lines), or it comes
+    from ``url``, a presigned URL the node downloads from. ``bootstrap``: install python3 when the node
+    lacks it. ``tag``: as given to ``package_path``. ``settings``: ``JobSettings.fingerprint``. Prints
+    ``key=value`` lines (see ``Report``).
+    """
+    q = shlex.quote
+    envfile = "".join(f"{k}={q(v)}\n" for k, v in sorted(env.items()))
+    launch = " ".join(q(str(x)) for x in (release_id, job.procs, int(job.mem_kb), int(job.tmux),
+                                          int(job.restart), int(job.grace)))
+    settings_arg = q(settings or "-")
+    boot = ""
+    if bootstrap:
+        boot = f"""if ! command -v python3 >/dev/null 2>&1; then
+  if (
+{BOOTSTRAP_PYTHON}) > "$V/incoming/.boot.err" 2>&1; then echo bootstrapped=1
+  else echo "error=installing python3 on the node failed: $(tail -c 300 "$V/incoming/.boot.err" | tr '\\n' ' ')"; exit 1
+  fi
+fi
+"""
+    return f"""{_prelude(tag, release_id)}{receive}{_agent_and_contract(contract)}\
+(umask 077; cat > "$T/env") <<'{EOF_MARK}'
 {envfile}{EOF_MARK}
-{_download(url)}"$V/bin/vca-node" install {q(release_id)} {q(compression)} "$P"
+{_download(url, release_id)}"$V/bin/vca-node" install {q(release_id)} {q(compression)} "$P"
 "$V/bin/vca-node" switch {q(release_id)}
 "$V/bin/vca-node" contract "$T"
-"$V/bin/vca-node" launch {launch} "$T/env"
+"$V/bin/vca-node" launch {launch} "$T/env" {settings_arg}
+"$V/bin/vca-node" prune {KEEP_RELEASES}
 rm -rf "$T"
 {boot}"""
 
 
-def _download(url: str) -> str:
+def _download(url: str, release_id: str) -> str:
     """Shell lines that fetch the release from a presigned URL (curl, wget or python3, what the node has)."""
     if not url:
         return ""
     u = shlex.quote(url)
-    return f"""if [ ! -d "$V/releases/$(basename "$P" .tar)" ]; then
+    return f"""if [ ! -d "$V/releases/{release_id}" ]; then
   if command -v curl >/dev/null 2>&1; then curl -fsS --retry 3 -o "$P" {u}
   elif command -v wget >/dev/null 2>&1; then wget -q -O "$P" {u}
   else python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' {u} "$P"
@@ -212,6 +275,11 @@ class Report:
         return self.fields.get("job", "")
 
     @property
+    def other_settings(self) -> bool:
+        """The node already had this release's job, started with other settings, and left it as it was."""
+        return self.fields.get("settings") == "other"
+
+    @property
     def changed(self) -> bool:
         f = self.fields
         return (self.sent or self.fetched or self.bootstrapped or f.get("release") == "installed"
@@ -230,4 +298,4 @@ class Report:
         """The summary ``vca inject`` prints from (also handed back by the Ansible action)."""
         return {"release_id": self.release_id, "sent": self.sent or self.fetched,
                 "via": "s3" if self.fetched else "ssh", "job": self.job,
-                "job_release": self.fields.get("job_release", "")}
+                "job_release": self.fields.get("job_release", ""), "other_settings": self.other_settings}

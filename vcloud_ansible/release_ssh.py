@@ -34,10 +34,18 @@ mkdir -p "$HOME/vca/incoming" "$HOME/vca/bin"
 if [ -d "$HOME/vca/releases/{rid}" ]; then echo have=1; else echo have=0; fi
 IFS= read -r n || n=0
 if [ "$n" -gt 0 ]; then
-  head -c "$n" > "$P.part" && [ "$(wc -c < "$P.part")" -eq "$n" ] && mv "$P.part" "$P" ||
-    {{ echo "error=the package arrived incomplete"; rm -f "$P.part"; exit 1; }}
+  if ! {{ head -c "$n" > "$P.part" && [ "$(wc -c < "$P.part")" -eq "$n" ] && mv "$P.part" "$P"; }}; then
+    rm -f "$P.part"; free=$(df -Pk "$HOME/vca/incoming" 2>/dev/null | awk 'NR == 2 {{ print $4 }}')
+    if [ -n "$free" ] && [ $((free * 1024)) -lt "$n" ]; then
+      echo "error=the node's disk is full: the package needs $(((n + 1023) / 1024)) KiB," \
+        "$HOME/vca/incoming has $free KiB free"
+    else echo "error=the package arrived incomplete ($free KiB free in $HOME/vca/incoming)"
+    fi
+    exit 1
+  fi
 fi
 """
+TAG = ".$$"  # the package's name on the node is unique per session (two injects at once)
 
 
 @dataclass
@@ -122,7 +130,7 @@ def _one_node(state: ClusterState, node: Node, contract: release.Contract, tarba
               compression: str, env: dict[str, str], job: release.JobSettings, url: str,
               timeout: float | None) -> NodeInject:
     job_env = release.contract_env(contract.nodes, node.name, rid, state.name) | env
-    script = session_script(rid, compression, contract, job_env, job, url)
+    script = session_script(rid, compression, contract, job_env, job, url, job.fingerprint(env))
     argv = [*ssh_command(state, node, *OWN_CONNECTION), "--", release.run_script_command(len(script))]
     with tempfile.TemporaryFile() as err:
         proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
@@ -149,11 +157,25 @@ def _one_node(state: ClusterState, node: Node, contract: release.Contract, tarba
 
 
 def session_script(rid: str, compression: str, contract: release.Contract, env: dict[str, str],
-                   job: release.JobSettings, url: str = "") -> bytes:
+                   job: release.JobSettings, url: str = "", settings: str = "") -> bytes:
     """What the node runs in its session: the handshake, then the shared install script."""
-    handshake = _HANDSHAKE.format(path=release.package_path('"$HOME"', rid), rid=rid)
-    return (handshake + release.install_script(rid, compression, contract, env, job, url=url, bootstrap=True)
-            ).encode()
+    handshake = _HANDSHAKE.format(path=release.package_path('"$HOME"', rid, TAG), rid=rid)
+    return (handshake + release.install_script(rid, compression, contract, env, job, url=url, bootstrap=True,
+                                               tag=TAG, settings=settings)).encode()
+
+
+def refresh_contract(state: ClusterState, every: Sequence[Node], targets: Sequence[Node]) -> dict[str, str]:
+    """Give ``targets`` the cluster's node list (``every``) and nothing else: no release, no job touched.
+    Returns the nodes where that failed, with why."""
+    from .sshexec import run_all
+
+    script = release.contract_script(release.Contract.of(contract_nodes(every)))
+    failed: dict[str, str] = {}
+    for r in run_all(state, targets, script, timeout=120):
+        if r.rc != 0:
+            errors = [line[6:] for line in r.stdout.splitlines() if line.startswith("error=")]
+            failed[r.node.name] = "; ".join(errors) or r.stderr.strip()[-300:] or f"exit {r.rc}"
+    return failed
 
 
 def converse(proc: subprocess.Popen[bytes], script: bytes, tarball: Path, by_url: bool) -> tuple[bool, str]:

@@ -5,27 +5,42 @@
     clusters/<name>/known_hosts    host keys of its nodes, checked on every connection
     clusters/<name>/inventory.yml  the generated Ansible inventory (static providers)
     clusters/<name>/ssh_config     Host entries <cluster>-<index>
+    clusters/.<name>.lock          held while a command changes the cluster (``ClusterState.lock``)
 
 Every write is atomic (temporary file + rename).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ClusterNotFound, UsageError
+from .errors import ClusterNotFound, UsageError, VcaError
 from .paths import ensure_private_dir, vca_home
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 DEFAULT_CLUSTER = "default"
+# How long a command waits for another one changing the same cluster (env VCA_LOCK_WAIT, seconds).
+LOCK_WAIT = 1800.0
+# Locks this process holds: (path, thread) -> depth (a command that calls another, provision -> inject,
+# takes it once).
+_held: dict[tuple[Path, int], int] = {}
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def validate_name(name: str) -> str:
@@ -42,7 +57,7 @@ def current_cluster_name(explicit: str | None) -> str:
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -122,6 +137,69 @@ class ClusterState:
     def save(self, spec: ClusterSpec) -> None:
         atomic_write(self.spec_path, json.dumps(asdict(spec), indent=2, sort_keys=True) + "\n")
 
+    @property
+    def lock_path(self) -> Path:
+        """Beside the cluster's folder, not in it: it outlives a teardown that removes the folder while
+        others wait, and exists before a first provision creates it."""
+        return self.home / "clusters" / f".{self.name}.lock"
+
+    @contextlib.contextmanager
+    def lock(self, command: str, say: Callable[[str], None] = _stderr, wait: float | None = None
+             ) -> Iterator[bool]:
+        """Hold the cluster's lock while ``command`` changes it (inject, provision, teardown, stop, run).
+
+        A second command waits, saying once which command it waits for, up to ``wait`` seconds (env
+        VCA_LOCK_WAIT, default 30 min), then fails. Re-entrant within one process. Yields whether it
+        waited (what the caller listed before may have changed meanwhile).
+        """
+        path = self.lock_path
+        key = (path, threading.get_ident())
+        if _held.get(key):
+            _held[key] += 1
+            try:
+                yield False
+            finally:
+                _held[key] -= 1
+            return
+        if wait is None:
+            try:
+                wait = float(os.environ.get("VCA_LOCK_WAIT") or LOCK_WAIT)
+            except ValueError:
+                raise UsageError(f"VCA_LOCK_WAIT must be a number of seconds, got "
+                                 f"'{os.environ['VCA_LOCK_WAIT']}'") from None
+        ensure_private_dir(self.home)
+        ensure_private_dir(self.home / "clusters")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + wait
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    holder = _lock_holder(fd)
+                    if time.monotonic() >= deadline:
+                        raise VcaError(
+                            f"cluster '{self.name}' is busy: {holder} still runs after {wait:.0f} s",
+                            "wait for it to finish (or end it), then run this command again; "
+                            "VCA_LOCK_WAIT sets how long to wait") from None
+                    if not told:
+                        say(f"waiting for {holder} on cluster {self.name} to finish")
+                        told = True
+                    time.sleep(0.2)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+            _held[key] = 1
+            try:
+                yield told
+            finally:
+                del _held[key]
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # releases the lock
+
     def forget(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -132,6 +210,17 @@ class ClusterState:
         """``entries`` maps a host pattern (name,address) to its public key line."""
         text = "".join(f"{host} {key}\n" for host, key in sorted(entries.items()))
         atomic_write(self.known_hosts, text)
+
+
+def _lock_holder(fd: int) -> str:
+    """'inject (pid 123)', from what the holder wrote into the lock file."""
+    try:
+        pid, _, command = os.pread(fd, 200, 0).decode(errors="replace").strip().partition(" ")
+    except OSError:
+        pid, command = "", ""
+    if not pid.isdigit():
+        return "another vca command"
+    return f"{command or 'vca'} (pid {pid})"
 
 
 def list_clusters(home: Path | None = None) -> list[str]:

@@ -41,7 +41,8 @@ def handshake_only(rid: str, original: Path) -> bytes:
 def test_report_parsing() -> None:
     ok = release.Report.parse("abc", True, 0, "agent=updated\nrelease=installed\njob=started\n", "")
     assert ok.ok and ok.changed and ok.job == "started"
-    assert ok.vca_report() == {"release_id": "abc", "sent": True, "via": "ssh", "job": "started", "job_release": ""}
+    assert ok.vca_report() == {"release_id": "abc", "sent": True, "via": "ssh", "job": "started", "job_release": "",
+                               "other_settings": False}
     quiet = release.Report.parse("abc", False, 0, "release=present\ncontract=same\njob=unchanged\n", "")
     assert quiet.ok and not quiet.changed
     bad = release.Report.parse("abc", False, 1, "error=unpacking failed: x\n", "")
@@ -83,3 +84,34 @@ def test_session_refuses_a_package_that_arrives_short(tmp_path: Path) -> None:
     report = release.Report.parse("r2", True, rc, out, "")
     assert rc == 1 and not report.ok and "arrived incomplete" in report.error_message()
     assert list((home / "vca" / "incoming").iterdir()) == []
+
+
+def test_release_record_gives_new_nodes_what_every_node_has(tmp_path: Path) -> None:
+    from vcloud_ansible.jobs import JobOptions, ReleaseRecord
+
+    path = tmp_path / "release.json"
+    rec = ReleaseRecord()
+    rec.add("aaa", "/a.tgz", "a", JobOptions(env={"X": "1"}), ["c-0", "c-1"], True)
+    rec.add("bbb", "/b.tgz", "b", JobOptions(), ["c-0"], True)  # inject --node 0
+    rec.save(path)
+    rec = ReleaseRecord.load(path)
+    wide = rec.cluster_wide(["c-0", "c-1"])
+    assert wide is not None and wide.release_id == "aaa" and wide.options.env == {"X": "1"}
+    rec.add("aaa", "/a.tgz", "a", JobOptions(env={"X": "2"}), ["c-2"], False, newest=False)
+    assert [r.release_id for r in rec.releases] == ["aaa", "bbb"] and rec.releases[0].options.env == {"X": "1"}
+    rec.add("bbb", "/b.tgz", "b", JobOptions(), ["c-1", "c-2"], True)  # completes bbb
+    wide = rec.cluster_wide(["c-0", "c-1", "c-2"])
+    assert wide is not None and wide.release_id == "bbb"
+    rec.forget_nodes(["c-2"])  # a new node that reuses a removed node's name holds nothing
+    assert rec.cluster_wide(["c-2"]) is None
+    # The older format (one full inject) still reads, as a release every node had.
+    path.write_text('{"release_id": "old", "tarball": "/o", "source": "o", "options": {}, "injected_at": 1}')
+    old = ReleaseRecord.load(path).cluster_wide(["c-0"])
+    assert old is not None and old.release_id == "old"
+
+
+def test_job_settings_fingerprint() -> None:
+    a = release.JobSettings(procs="2")
+    assert a.fingerprint({"K": "v"}) == release.JobSettings(procs="2", restart=True, grace=3).fingerprint({"K": "v"})
+    assert a.fingerprint({"K": "v"}) != a.fingerprint({"K": "w"})
+    assert a.fingerprint({}) != release.JobSettings(procs="2", mem_kb=1024).fingerprint({})

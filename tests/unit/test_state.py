@@ -55,3 +55,40 @@ def test_forget(vca_home: Path) -> None:
     st.create("local", {})
     st.forget()
     assert not st.exists() and list_clusters() == []
+
+
+def test_lock_waits_says_for_whom_then_fails(vca_home: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from vcloud_ansible.errors import VcaError
+
+    state = ClusterState("locked", vca_home)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from vcloud_ansible.state import "
+         "ClusterState\nwith ClusterState('locked', Path(sys.argv[1])).lock('inject'):\n print('held', flush=True)\n"
+         " time.sleep(30)", str(vca_home)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        said: list[str] = []
+        started = time.monotonic()
+        busy = rf"cluster 'locked' is busy: inject \(pid {holder.pid}\) still runs"
+        with pytest.raises(VcaError, match=busy), state.lock("provision", said.append, wait=1.0):
+            pass
+        assert 0.9 < time.monotonic() - started < 5
+        assert said == [f"waiting for inject (pid {holder.pid}) on cluster locked to finish"]
+    finally:
+        holder.kill()
+        holder.wait()
+    # free again once the holder is gone; re-entrant in one process (provision -> inject)
+    with state.lock("provision", said.append, wait=1.0), state.lock("inject", wait=0):
+        pass
+    assert state.lock_path.parent == vca_home / "clusters" and not state.dir.exists()
+
+
+def test_lock_wait_must_be_a_number(vca_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VCA_LOCK_WAIT", "soon")
+    with pytest.raises(UsageError, match="VCA_LOCK_WAIT must be a number of seconds, got 'soon'"), \
+            ClusterState("c", vca_home).lock("inject"):
+        pass

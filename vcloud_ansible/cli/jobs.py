@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..jobs import JobOptions, logs_command, parse_env, parse_mem, parse_procs, stop_command, tmux_attach_command
+from ..errors import VcaError
+from ..jobs import JobOptions, logs_command, parse_env, parse_mem, parse_procs, tmux_attach_command
 from ..jobs import inject as do_inject
 from .context import SECONDS, App, Seconds, parse_indexes, pass_app
 from .nodes import exec_ssh, summarize
@@ -59,15 +60,31 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
     result = _inject(app, cluster, package, options, parse_indexes(nodes))
     result.raise_for_failures("inject")
     reports = result.reports()
+    rid = result.release_id
+    other = [h for h, r in sorted(reports.items()) if r.get("other_settings")]
+    started = sum(1 for r in reports.values() if r["job"] == "started")
+    if other and not started:  # nothing the user asked for happened: a script must be able to tell
+        running = sum(1 for h in other if reports[h]["job"] == "busy")
+        state = f"is already running on {running}" if running == len(other) else f"already ran on {len(other)}"
+        raise VcaError(f"release {rid} {state} node{'s' if len(other) != 1 else ''} with other settings "
+                       "(-e/--procs/--mem/--tmux): nothing changed",
+                       "use --restart to apply them (it stops the job first)")
     if reports:
         sent = sum(1 for r in reports.values() if r["sent"])
         how = "fetched from the package bucket by" if any(r.get("via") == "s3" for r in reports.values()) \
             else "sent to"
-        started = sum(1 for r in reports.values() if r["job"] == "started")
         had = f" (the other {len(reports) - sent} had it)" if sent < len(reports) else ""
-        app.say(f"release {result.release_id}: {how} {sent} of {len(reports)} nodes{had}, job started on "
+        app.say(f"release {rid}: {how} {sent} of {len(reports)} nodes{had}, job started on "
                 f"{started} ({result.elapsed:.1f} s)")
-    busy = [h for h, r in sorted(reports.items()) if r["job"] == "busy"]
+    same = [h for h, r in sorted(reports.items()) if r["job"] in ("busy", "unchanged")
+            and r["job_release"] == rid and not r.get("other_settings")]
+    if same:
+        app.say(f"release {rid} already runs (or ran) with these settings on {', '.join(same)}: left as it is "
+                "(use --restart to start it again)")
+    if other:
+        app.say(f"release {rid} runs (or ran) with other settings on {', '.join(other)}: left as it is "
+                "(use --restart to apply them)")
+    busy = [h for h, r in sorted(reports.items()) if r["job"] == "busy" and r["job_release"] != rid]
     if busy:
         app.say(f"a job of an earlier release is still running on {', '.join(busy)}: "
                 "the new release is installed but not started there (use --restart)")
@@ -133,7 +150,7 @@ def attach(app: App, node: str, use_tmux: bool, proc: int) -> None:
 @pass_app
 def stop(app: App, nodes: tuple[str, ...], grace: int) -> None:
     """Stop the running jobs (SIGTERM, then SIGKILL after --grace seconds)."""
-    results = app.cluster().exec(stop_command(grace), parse_indexes(nodes) or None, timeout=grace + 30)
+    results = app.cluster().stop(grace, parse_indexes(nodes) or None)
     app.say(f"stopped jobs: {summarize(results)}")
 
 

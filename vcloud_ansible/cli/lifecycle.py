@@ -115,7 +115,11 @@ def teardown(app: App, yes: bool) -> None:
     if not yes:
         count = len(cluster.nodes())
         click.confirm(f"Tear down cluster '{cluster.name}' ({count} nodes)?", abort=True)
-    gone = cluster.teardown(say=app.say)
+    with cluster.state.lock("teardown", app.say):  # a teardown that waited for another finds nothing left
+        if not cluster.exists():
+            app.say(f"cluster '{cluster.name}' was torn down meanwhile: nothing left to tear down")
+            return
+        gone = cluster.teardown(say=app.say)
     app.say(f"cluster '{cluster.name}' torn down ({len(gone)} node{'s' if len(gone) != 1 else ''} removed)")
 
 

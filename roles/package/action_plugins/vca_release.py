@@ -8,6 +8,7 @@ and the reading of its report are vcloud_ansible.release, shared with `vca injec
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +43,16 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                                        str(task_vars.get("vca_cluster", "")), extra)
         except ValueError as exc:
             raise AnsibleActionFail(str(exc)) from None
-        env |= {str(k): str(v) for k, v in (a.get("env") or {}).items()}
+        user_env = {str(k): str(v) for k, v in (a.get("env") or {}).items()}
+        env |= user_env
 
         probe = self._sh(release.probe_command(rid))
         facts = release.kv(probe["stdout"])
         home = facts.get("home") or ""
         if probe["rc"] != 0 or not home:
             raise AnsibleActionFail(f"cannot prepare ~/vca on the node: {probe['stderr'].strip()}")
-        tarball = release.package_path(home, rid)
+        tag = f".{uuid.uuid4().hex[:12]}"  # unique: two injects at once never share the file
+        tarball = release.package_path(home, rid, tag)
         needed = facts.get("have") != "1"
         url = str(a.get("url") or "")
         sent = needed and not url  # with a presigned URL the node downloads it itself
@@ -63,7 +66,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         bootstrap = facts.get("nopython") == "1" and bool(a.get("bootstrap_python", True))
         script = release.install_script(
             rid, str(a.get("compression", "gz")), release.Contract.of(nodes), env, job, url=url if needed else "",
-            receive=release.RECEIVE_INLINE if inline else "", bootstrap=bootstrap,
+            receive=release.RECEIVE_INLINE if inline else "", bootstrap=bootstrap, tag=tag,
+            settings=job.fingerprint(user_env),
         ).encode()
         # The script travels first on stdin, a small package right after it in the same round trip.
         payload = script + (Path(a["path"]).read_bytes() if inline else b"")
