@@ -100,7 +100,7 @@ SETTINGS: tuple[Setting, ...] = (
             "or only the vca:ssh_host/vca:ssh_port tags. A vca:ssh_host tag always wins. Default: public.",
             kind="choice", choices=SSH_VIA),
     Setting("lifetime", "Time after which a node counts as expired (tag vca:expires-at), e.g. 8h, 3d; "
-            "0 for never. Default: 24h.", metavar="DURATION"),
+            "at most 365d; 0 for never. Default: 24h.", metavar="DURATION"),
     Setting("spot", "Request spot instances.", kind="bool"),
     Setting("ssh_timeout", "Seconds to wait for new nodes to accept SSH. Default: 300.", kind="int",
             metavar="SECONDS"),
