@@ -186,8 +186,11 @@ class Cluster:
         return True
 
     def _has_nodes(self, prov: Provider) -> bool:
-        """Whether the provider shows nodes of the cluster; True when it cannot tell (keep the state)."""
+        """Whether the provider shows nodes of the cluster, or (ec2) anything else of it, such as a
+        security group a rollback could not delete; True when it cannot tell (keep the state)."""
         try:
+            if isinstance(prov, Verifiable):
+                return bool(prov.leftovers(self.state))
             return bool(prov.nodes(self.state))
         except VcaError:
             return True

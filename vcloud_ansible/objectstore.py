@@ -16,7 +16,12 @@ def _client() -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", config=Config(signature_version="s3v4", retries={"max_attempts": 3}))
+    from .providers.ec2_api import client_config, configured_endpoint
+
+    configured_endpoint("s3")  # one line when it is not a URL
+    # Bounded like every AWS client of vca; an upload waits longer for each answer than a query.
+    return boto3.client("s3", config=client_config(signature_version="s3v4").merge(
+        Config(read_timeout=120)))
 
 
 def publish(tarball: Path, bucket: str, key: str) -> str:

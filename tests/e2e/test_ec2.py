@@ -3,10 +3,12 @@ through their vca:ssh_host tags), and the real CLI, Ansible and SSH do the rest.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -331,3 +333,194 @@ def test_expired_nodes_are_shown_until_torn_down(moto: MotoServer, vca_home: Pat
     vca("-c", c, "teardown", "--yes")
     assert _live(moto, c) == []
     assert "late" not in vca("clusters").stdout
+
+
+# -- issue 9: failed first provisions, bad inputs, a frozen endpoint (moto only, no lab) -----------
+
+RESOURCE_KINDS = (("describe_security_groups", "SecurityGroups"), ("describe_key_pairs", "KeyPairs"),
+                  ("describe_launch_templates", "LaunchTemplates"))
+
+
+def _error_line(res: subprocess.CompletedProcess[str]) -> str:
+    """The single `vca: error: ...` line of a failed command (progress lines may come before it)."""
+    assert "Traceback" not in res.stderr, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("vca: error: "), res.stderr
+    assert sum(line.startswith("vca: error: ") for line in lines) == 1, res.stderr
+    return lines[-1]
+
+
+def _cloud_leftovers(moto: MotoServer, cluster: str) -> list[str]:
+    """Everything tagged with the cluster that still exists: live instances, groups, key pairs, templates."""
+    ec2 = moto.ec2(agent="vca-test-standin")
+    left = [f"instance {i['InstanceId']}" for i in _live(moto, cluster)]
+    for call, key in RESOURCE_KINDS:
+        left += [f"{key} {r}" for r in _tagged(ec2, call, key, cluster)]
+    return left
+
+
+class Unreachable:
+    """Tags every instance of ``cluster`` with vca:ssh_host/vca:ssh_port of a closed loopback port, as
+    a port forwarder whose target never comes up would: every SSH attempt is refused at once."""
+
+    def __init__(self, moto: MotoServer, cluster: str) -> None:
+        import threading
+
+        self.moto, self.cluster = moto, cluster
+        with socket.socket() as s:  # a port nothing listens on
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.tagged: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Unreachable:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        ec2 = self.moto.ec2(agent="vca-test-standin")
+        while not self._stop.wait(0.2):
+            with contextlib.suppress(Exception):  # moto busy: next round
+                for inst in _live(self.moto, self.cluster):
+                    if inst["InstanceId"] not in self.tagged:
+                        ec2.create_tags(Resources=[inst["InstanceId"]], Tags=[
+                            {"Key": "vca:ssh_host", "Value": "127.0.0.1"},
+                            {"Key": "vca:ssh_port", "Value": str(self.port)}])
+                        self.tagged.add(inst["InstanceId"])
+
+
+UNREACHABLE_FLAGS = ("--provider", "ec2", "--image", AMI, "--user", "root", "--ssh-via", "tag",
+                     "--ssh-cidr", "10.0.0.0/8", "--ssh-timeout", "10")
+
+
+@pytest.mark.aws
+def test_first_provision_whose_nodes_never_answer_ssh_leaves_nothing(moto: MotoServer, vca_home: Path) -> None:
+    """The instances, the security group, the key pair and the launch template made by the failed run
+    are all removed, verified, and only then is the cluster forgotten."""
+    c = "nossh"
+    with Unreachable(moto, c) as unreachable:
+        res = vca("-c", c, "provision", *UNREACHABLE_FLAGS, "2", check=False, timeout=240)
+    assert len(unreachable.tagged) == 2, res.stderr  # the run really launched two instances
+    assert res.returncode != 0
+    assert "did not answer SSH within 10 s" in _error_line(res), res.stderr
+    assert _cloud_leftovers(moto, c) == []
+    assert not (vca_home / "clusters" / c).exists()
+    res = vca("-c", c, "teardown", "--yes")
+    assert "does not exist" in res.stderr
+
+
+@pytest.mark.aws
+def test_a_rollback_that_cannot_finish_keeps_the_cluster_for_teardown(moto: MotoServer, vca_home: Path) -> None:
+    """Something tagged with the cluster that cannot be deleted (a volume in use by an instance that
+    is not the cluster's) stops the rollback: the cluster stays known, the error says so, and
+    `vca teardown` finishes the job once the volume is free."""
+    c = "stuck"
+    ec2 = moto.ec2(agent="vca-test-standin")
+    other = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    other_id = other["Instances"][0]["InstanceId"]
+    zone = other["Instances"][0]["Placement"]["AvailabilityZone"]
+    vol = ec2.create_volume(AvailabilityZone=zone, Size=1, TagSpecifications=[
+        {"ResourceType": "volume", "Tags": [{"Key": "vca:cluster", "Value": c}]}])["VolumeId"]
+    ec2.attach_volume(VolumeId=vol, InstanceId=other_id, Device="/dev/sdf")
+    moto.reset_calls()
+
+    with Unreachable(moto, c) as unreachable:
+        res = vca("-c", c, "provision", *UNREACHABLE_FLAGS, "1", check=False, timeout=240)
+    assert len(unreachable.tagged) == 1, res.stderr
+    assert res.returncode != 0
+    line = _error_line(res)
+    assert "did not answer SSH" in line and vol in line and f"vca -c {c} teardown" in line, line
+    assert _live(moto, c) == []  # the instance is gone in any case
+    assert (vca_home / "clusters" / c / "cluster.json").exists()  # kept for teardown
+
+    ec2.detach_volume(VolumeId=vol, InstanceId=other_id, Device="/dev/sdf")  # moto needs all three
+    vca("-c", c, "teardown", "--yes")
+    assert _cloud_leftovers(moto, c) == []
+    assert ec2.describe_volumes(Filters=[{"Name": "tag:vca:cluster", "Values": [c]}])["Volumes"] == []
+    assert not (vca_home / "clusters" / c).exists()
+
+
+@pytest.mark.aws
+@pytest.mark.parametrize(("extra", "env", "words"), [
+    (("--lifetime", "99999999999d"), {}, "lifetime '99999999999d' is longer than 365 days"),
+    ((), {"AWS_ENDPOINT_URL": "notaurl"}, "the EC2 endpoint 'notaurl' is not a URL"),
+    (("--spec", "/dev/zero"), {}, "spec file /dev/zero is not a regular file"),
+    (("--spec", "{tmp}/bin.yml"), {}, "is not a YAML text file"),
+    (("--spec", "{tmp}/big.yml"), {}, "is larger than 1 MiB"),
+])
+def test_refused_provision_inputs_change_nothing(moto: MotoServer, vca_home: Path, tmp_path: Path,
+                                                 extra: tuple[str, ...], env: dict[str, str], words: str) -> None:
+    (tmp_path / "bin.yml").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "big.yml").write_text("# padding\n" * 120_000)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    res = vca("-c", "bad", "provision", "--provider", "ec2", "--image", AMI, "--ssh-cidr", "10.0.0.0/8",
+              *args, "1", check=False, env=env, timeout=120)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vca: error: ") and words in lines[0], res.stderr
+    calls = moto.calls()
+    assert not any(calls[m] for m in MUTATING), calls
+    assert _cloud_leftovers(moto, "bad") == []
+    assert not (vca_home / "clusters").exists() or not any((vca_home / "clusters").iterdir())
+
+
+class FrozenEndpoint:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> FrozenEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and len(self.held) < 1000:
+            with contextlib.suppress(TimeoutError):
+                conn, _ = self.sock.accept()
+                self.held.append(conn)
+
+
+@pytest.mark.aws
+def test_a_frozen_endpoint_is_bounded_and_said(moto: MotoServer, vca_home: Path) -> None:
+    from vcloud_ansible.state import ClusterState
+
+    c = "frozen"
+    ClusterState(c).create("ec2", {"region": "us-east-1", "owner": "tester@test", "user": "root",
+                                   "ssh_via": "tag"})
+    with FrozenEndpoint() as frozen:
+        started = time.monotonic()
+        try:
+            res = vca("-c", c, "status", check=False, env={"AWS_ENDPOINT_URL": frozen.url}, timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail("vca status on a frozen endpoint ran for more than 90 s")
+        took = time.monotonic() - started
+        assert frozen.held, "the endpoint was never called"
+    assert res.returncode == 1, res.stderr
+    assert took < 60, took
+    lines = res.stderr.strip().splitlines()
+    assert f"vca: waiting for the EC2 endpoint {frozen.url} ..." in lines, res.stderr
+    assert lines[-1].startswith(f"vca: error: the EC2 endpoint {frozen.url} did not answer within "), res.stderr
+    assert "Traceback" not in res.stderr
+    assert (vca_home / "clusters" / c / "cluster.json").exists()

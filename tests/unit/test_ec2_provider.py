@@ -179,3 +179,28 @@ def test_expiry_tag_and_warning() -> None:
     assert expiry_warning("c", nodes, at + 3600) == (
         "2 of 3 nodes of cluster 'c' expired (the first 1h00m ago) and still run: "
         "`vca -c c teardown` removes them")
+
+
+@pytest.mark.parametrize("value", ["notaurl", "ftp://ec2.example.com", "http://", "http://:5000",
+                                   "http://127.0.0.1:99999", "127.0.0.1:5000"])
+def test_an_endpoint_that_is_not_a_url_is_one_line(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcloud_ansible.errors import UsageError
+    from vcloud_ansible.providers import ec2_api
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL_EC2", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", value)
+    with pytest.raises(UsageError, match=f"the EC2 endpoint '{value}' is not a URL"):
+        ec2_api.client("eu-west-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    assert ec2_api.configured_endpoint() == "http://127.0.0.1:5000"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", value)
+    with pytest.raises(UsageError, match=f"the S3 endpoint '{value}' is not a URL"):
+        ec2_api.configured_endpoint("s3")
+
+
+def test_aws_clients_are_bounded() -> None:
+    from vcloud_ansible.providers import ec2_api
+
+    cfg = ec2_api.client_config()
+    assert cfg.connect_timeout <= 5 and cfg.read_timeout <= 10
+    assert cfg.retries == {"mode": "standard", "total_max_attempts": 3}

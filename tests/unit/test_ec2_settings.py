@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,34 @@ def test_spec_file(tmp_path: Path) -> None:
         read_spec_file(spec)
     with pytest.raises(UsageError, match="cannot read spec file"):
         read_spec_file(tmp_path / "missing.yml")
+
+
+def test_lifetimes_beyond_a_year_are_refused() -> None:
+    assert parse_lifetime("365d") == 365 * 86400
+    for text in ("366d", "99999999999d", "9000h"):
+        with pytest.raises(UsageError, match=f"lifetime '{text}' is longer than 365 days"):
+            parse_lifetime(text)
+    with pytest.raises(UsageError, match="longer than 365 days"):
+        resolve({}, {"region": "eu-west-1", "lifetime": "99999999999d"}, creating=True)
+
+
+def test_spec_files_that_are_not_short_yaml_texts(tmp_path: Path) -> None:
+    binary = tmp_path / "bin.yml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(UsageError, match="is not a YAML text file"):
+        read_spec_file(binary)
+    binary.write_text("provider: ec2\x00\x01\n")  # valid UTF-8, still not text
+    with pytest.raises(UsageError, match="is not a YAML text file"):
+        read_spec_file(binary)
+    big = tmp_path / "big.yml"
+    big.write_text("#" * (1 << 20) + "\n")
+    with pytest.raises(UsageError, match="is larger than 1 MiB"):
+        read_spec_file(big)
+    with pytest.raises(UsageError, match="spec file /dev/zero is not a regular file"):
+        read_spec_file(Path("/dev/zero"))
+    with pytest.raises(UsageError, match="is not a regular file"):
+        read_spec_file(tmp_path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="is not a regular file"):  # and does not wait for a writer
+        read_spec_file(fifo)

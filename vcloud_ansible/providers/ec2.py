@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from .. import paths
-from ..errors import ClusterNotFound, EnvironmentProblem, ProviderError, UsageError
+from ..errors import ClusterNotFound, EnvironmentProblem, ProviderError, UsageError, VcaError
 from ..state import ClusterState, atomic_write
 from . import ec2_api, ec2_settings
 from .base import Node, Say, role_for
@@ -77,12 +77,15 @@ class Ec2Provider:
     def create(self, state: ClusterState, count: int, say: Say) -> list[Node]:
         """Launch ``count`` nodes, then wait until each answers SSH and record its host key.
 
-        Nodes that never answer are terminated again: all of them or none.
+        Nodes that never answer are terminated again: all of them or none. When the cluster had no
+        instance before, a failed run also removes the security group, key pair and launch template
+        (everything tagged with the cluster), checked; what cannot be removed is named in the error.
         """
         s, _plan = self._pending_run(state)
         ec2 = ec2_api.client(s.region)
         with _locked(state):
-            known = self._launch_locked(state, count, say)
+            before = self._before_launch(state, s)  # refuses another owner's cluster: nothing made yet
+            known = {i.id for i in before if i.index is not None}
             keys = HostKeys(state)
             with_key = set(keys.load())
 
@@ -91,16 +94,42 @@ class Ec2Provider:
                 return i.index is not None and i.state in ("pending", "running") and (
                     i.id not in known or i.id not in with_key)
 
+            launched = False
             try:
+                self._launch_after(state, s, before, count, say)
+                launched = True
                 new_ids, instances = learn_host_keys(
                     lambda: ec2_api.cluster_instances(ec2, state.name, s.region), is_new, s.ssh_via,
                     s.ssh_timeout, keys, say)
-            except ProviderError:
-                new = [i for i in ec2_api.cluster_instances(ec2, state.name, s.region) if is_new(i)]
-                say(f"terminating the {len(new)} new node{'s' if len(new) != 1 else ''}")
-                self._destroy_locked(state, s, [i.index for i in new if i.index is not None], say)
+            except VcaError as exc:
+                if not before:  # nothing of the cluster ran before this run: remove all it made
+                    self._roll_back_all(state, s, exc, say)
+                elif launched and isinstance(exc, ProviderError):
+                    new = [i for i in ec2_api.cluster_instances(ec2, state.name, s.region) if is_new(i)]
+                    say(f"terminating the {len(new)} new node{'s' if len(new) != 1 else ''}")
+                    self._destroy_locked(state, s, [i.index for i in new if i.index is not None], say)
                 raise
         return [n for n in self._nodes(state, s, instances) if n.instance_id in new_ids]
+
+    def _roll_back_all(self, state: ClusterState, s: Ec2Settings, exc: VcaError, say: Say) -> None:
+        """After a failed first launch: terminate every instance of the cluster and delete its group,
+        key pair and template, checked by the teardown playbook. Raises naming what is left when that
+        fails (the cluster is then kept, so that `vca teardown` can finish)."""
+        say("removing what this run made (instances, security group, key pair, launch template)")
+        try:
+            self._destroy_locked(state, s, None, say)
+        except VcaError as cleanup:
+            try:
+                left = self.leftovers(state)
+            except VcaError:
+                left = []
+            shown = (", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+                     if left else cleanup.one_line())
+            raise ProviderError(
+                f"{exc.message}; removing what this run made left {shown}",
+                f"cluster '{state.name}' is kept: `vca -c {state.name} teardown` removes the rest",
+            ) from None
+        _clear_request(state)
 
     def launch(self, state: ClusterState, count: int, say: Say) -> set[str]:
         """The EC2 half of create(): checks, then the provision playbook; returns the new instance ids.
@@ -121,16 +150,27 @@ class Ec2Provider:
 
     def _launch_locked(self, state: ClusterState, count: int, say: Say) -> set[str]:
         """Run the provision playbook; returns the ids of the nodes that were there before."""
-        s, plan = self._pending_run(state)
-        self._run = None
-        ec2 = ec2_api.client(s.region)
-        before = ec2_api.cluster_instances(ec2, state.name, s.region)
+        s, _plan = self._pending_run(state)
+        before = self._before_launch(state, s)
+        self._launch_after(state, s, before, count, say)
+        return {i.id for i in before if i.index is not None}
+
+    def _before_launch(self, state: ClusterState, s: Ec2Settings) -> list[Instance]:
+        """The cluster's instances before a launch; refuses when another owner's instances carry its tag."""
+        before = ec2_api.cluster_instances(ec2_api.client(s.region), state.name, s.region)
         foreign = sorted({i.owner for i in before if i.owner and i.owner != s.owner})
         if foreign:
             raise ProviderError(
                 f"EC2 already has instances tagged vca:cluster={state.name} owned by {foreign[0]}",
                 "pick another cluster name with -c",
             )
+        return before
+
+    def _launch_after(self, state: ClusterState, s: Ec2Settings, before: list[Instance], count: int,
+                      say: Say) -> None:
+        """Run the provision playbook for ``count`` more nodes than ``before``."""
+        _s, plan = self._pending_run(state)
+        self._run = None
         orphans = [i for i in before if i.index is None]
         if orphans:
             say(f"adopting {len(orphans)} instance{'s' if len(orphans) != 1 else ''} an interrupted "
@@ -145,7 +185,6 @@ class Ec2Provider:
         self._playbook(state, "provision", _extravars(state, s, plan, count, token),
                        secrets=_secret_vars(state, s), what="EC2 provisioning")
         _clear_request(state)
-        return {i.id for i in before if i.index is not None}
 
     def nodes(self, state: ClusterState) -> list[Node]:
         s = _settings(state)

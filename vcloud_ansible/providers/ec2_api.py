@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
+import sys
+import threading
+import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +39,13 @@ PAGE = 1000  # DescribeInstances page size (the API maximum)
 _CREDENTIAL_CODES = {"AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId", "SignatureDoesNotMatch",
                      "RequestExpired", "ExpiredToken", "InvalidToken", "UnrecognizedClientException"}
 _CALLER_ADDRESS_URL = "https://checkip.amazonaws.com"
+
+# Every EC2 call vca makes itself is bounded: a frozen endpoint costs at most about
+# MAX_ATTEMPTS * (CONNECT_TIMEOUT or READ_TIMEOUT) seconds, said after SAY_WAITING_AFTER seconds.
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 10
+MAX_ATTEMPTS = 3  # in all, the first one included (throttled calls are retried too)
+SAY_WAITING_AFTER = 4.0
 
 
 @dataclass
@@ -87,16 +99,62 @@ class Plan:
     ssh_cidrs: list[str] = field(default_factory=list)
 
 
+def client_config(**extra: Any) -> Any:
+    """The botocore config of every AWS client vca makes: bounded timeouts and attempts."""
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+                  connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, **extra)
+
+
+def configured_endpoint(service: str = "ec2") -> str | None:
+    """The endpoint the environment names for ``service`` (AWS_ENDPOINT_URL_<SERVICE>, else
+    AWS_ENDPOINT_URL); None for AWS itself. Raises UsageError when it is not an http(s) URL."""
+    for name in (f"AWS_ENDPOINT_URL_{service.upper()}", "AWS_ENDPOINT_URL"):
+        value = os.environ.get(name)
+        if value is None:
+            continue
+        check_endpoint(value, name, service.upper())
+        return value
+    return None
+
+
+def check_endpoint(value: str, source: str = "AWS_ENDPOINT_URL", service: str = "EC2") -> None:
+    try:
+        url = urllib.parse.urlsplit(value)
+        ok = url.scheme in ("http", "https") and bool(url.hostname) and (url.port is None or url.port > 0)
+    except ValueError:  # a bad port or address in it
+        ok = False
+    if not ok:
+        raise UsageError(f"the {service} endpoint '{value}' is not a URL",
+                         f"{source} must look like https://{service.lower()}.example.com or "
+                         "http://127.0.0.1:5000")
+
+
+def endpoint_for(region: str) -> str:
+    """Where EC2 calls for ``region`` go, for messages."""
+    try:
+        return configured_endpoint() or f"https://ec2.{region}.amazonaws.com"
+    except UsageError:
+        return os.environ.get("AWS_ENDPOINT_URL", "?")
+
+
 def client(region: str) -> Any:
-    """An EC2 client for ``region`` using the standard AWS credential and endpoint chain."""
+    """An EC2 client for ``region`` using the standard AWS credential and endpoint chain.
+
+    The one place vca makes its EC2 clients: the endpoint is checked, timeouts and retries bounded.
+    """
     try:
         import boto3
-        from botocore.config import Config
     except ImportError:
         raise EnvironmentProblem("provider ec2 needs boto3", "pip install boto3") from None
-    cfg = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
+    configured_endpoint()
     with aws_errors(region):
-        return boto3.session.Session().client("ec2", region_name=region, config=cfg)
+        try:
+            return boto3.session.Session().client("ec2", region_name=region, config=client_config())
+        except ValueError as exc:  # an endpoint from the AWS config file that is not a URL
+            raise UsageError(f"cannot use the EC2 endpoint: {exc}",
+                             "check endpoint_url in the AWS config and AWS_ENDPOINT_URL") from None
 
 
 def have_credentials() -> bool:
@@ -114,8 +172,17 @@ def aws_errors(region: str, what: str = "EC2") -> Iterator[None]:
     """Turn botocore's exceptions into vca's one-line errors."""
     from botocore import exceptions as bx
 
+    started = time.monotonic()
+    endpoint = endpoint_for(region)
+    waiting = threading.Timer(SAY_WAITING_AFTER, _say_waiting, (endpoint,))
+    waiting.daemon = True
+    waiting.start()
     try:
         yield
+    except (bx.ReadTimeoutError, bx.ConnectTimeoutError) as exc:
+        raise ProviderError(f"the EC2 endpoint {endpoint} did not answer within "
+                            f"{time.monotonic() - started:.0f} s: {exc}",
+                            "check the network, the region and AWS_ENDPOINT_URL") from None
     except (bx.NoCredentialsError, bx.PartialCredentialsError):
         raise EnvironmentProblem(
             "no AWS credentials found",
@@ -133,11 +200,25 @@ def aws_errors(region: str, what: str = "EC2") -> Iterator[None]:
         if code == "OptInRequired":
             raise UsageError(f"region {region} is not enabled for this account", msg) from None
         raise ProviderError(f"{what} call failed in {region}: {code}: {msg}") from None
-    except (bx.EndpointConnectionError, bx.ConnectTimeoutError) as exc:
+    except bx.EndpointConnectionError as exc:
         raise ProviderError(f"cannot reach EC2 in region {region}: {exc}",
                             "check the region, the network and AWS_ENDPOINT_URL") from None
     except bx.BotoCoreError as exc:
         raise ProviderError(f"{what} call failed in {region}: {exc}") from None
+    finally:
+        waiting.cancel()
+
+
+_said_waiting: set[str] = set()
+
+
+def _say_waiting(endpoint: str) -> None:
+    """Said once per endpoint and process when a call takes longer than SAY_WAITING_AFTER."""
+    if endpoint not in _said_waiting:
+        _said_waiting.add(endpoint)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"vca: waiting for the EC2 endpoint {endpoint} ...\n")
+            sys.stderr.flush()
 
 
 def cluster_instances(ec2: Any, cluster: str, region: str, states: tuple[str, ...] = LIVE_STATES

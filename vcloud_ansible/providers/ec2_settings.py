@@ -16,6 +16,7 @@ import ipaddress
 import os
 import re
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
 _TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 _LIFETIME_RE = re.compile(r"^(\d+)([smhd])$")
+MAX_LIFETIME_DAYS = 365  # longer is a typo, and beyond some length no date can hold it
+SPEC_MAX_BYTES = 1 << 20  # a cluster spec is a few lines; /dev/zero or a disk image is not one
 _PORTS_RE = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?(?:/(tcp|udp))?$")
 _SG_RE = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
@@ -97,7 +100,7 @@ SETTINGS: tuple[Setting, ...] = (
             "or only the vca:ssh_host/vca:ssh_port tags. A vca:ssh_host tag always wins. Default: public.",
             kind="choice", choices=SSH_VIA),
     Setting("lifetime", "Time after which a node counts as expired (tag vca:expires-at), e.g. 8h, 3d; "
-            "0 for never. Default: 24h.", metavar="DURATION"),
+            "at most 365d; 0 for never. Default: 24h.", metavar="DURATION"),
     Setting("spot", "Request spot instances.", kind="bool"),
     Setting("ssh_timeout", "Seconds to wait for new nodes to accept SSH. Default: 300.", kind="int",
             metavar="SECONDS"),
@@ -177,7 +180,11 @@ def parse_lifetime(text: str) -> int | None:
     m = _LIFETIME_RE.match(text)
     if not m:
         raise UsageError(f"invalid lifetime '{text}'", "use a number with s, m, h or d (e.g. 8h, 3d), or 0")
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds > MAX_LIFETIME_DAYS * 86400:
+        raise UsageError(f"lifetime '{text}' is longer than {MAX_LIFETIME_DAYS} days",
+                         "give a shorter one (e.g. 8h, 30d), or 0 for nodes that never expire")
+    return seconds
 
 
 def parse_ports(text: str) -> tuple[int, int, str]:
@@ -202,9 +209,7 @@ def parse_tag(text: str) -> tuple[str, str]:
 def read_spec_file(path: Path) -> tuple[str | None, int | None, dict[str, Any]]:
     """A cluster spec file: ``provider``, ``nodes`` and the ``ec2`` settings section."""
     try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read spec file {path}: {exc.strerror}") from None
+        doc = yaml.safe_load(_read_spec_text(path))
     except yaml.YAMLError as exc:
         raise UsageError(f"spec file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if doc is None:
@@ -222,6 +227,38 @@ def read_spec_file(path: Path) -> tuple[str | None, int | None, dict[str, Any]]:
         raise UsageError(f"spec file {path}: 'nodes' must be a whole number >= 1")
     provider = doc.get("provider")
     return (str(provider) if provider else None), nodes, dict(ec2)
+
+
+def _read_spec_text(path: Path) -> str:
+    """The text of a spec file: a regular file of at most SPEC_MAX_BYTES, UTF-8 without NUL bytes."""
+    try:
+        # O_NONBLOCK: opening a FIFO nobody writes to must not hang; regular files ignore it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UsageError(f"cannot read spec file {path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(f"spec file {path} is not a regular file", "give a YAML file")
+        data = b""
+        while len(data) <= SPEC_MAX_BYTES:  # pread: some kernels return 0 from read() on a fresh file
+            chunk = os.pread(fd, SPEC_MAX_BYTES + 1 - len(data), len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        raise UsageError(f"cannot read spec file {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > SPEC_MAX_BYTES:
+        raise UsageError(f"spec file {path} is larger than {SPEC_MAX_BYTES >> 20} MiB",
+                         "a cluster spec is a short YAML file: provider, nodes, ec2")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise UsageError(f"spec file {path} is not a YAML text file", "give a YAML file: provider, nodes, ec2")
+    return text
 
 
 def resolve(stored: dict[str, Any], overrides: dict[str, Any], *, creating: bool) -> dict[str, Any]:
