@@ -42,6 +42,18 @@ class NodeStatus:
     job: JobState | None = None  # release and job, as the node's agent reports them
 
 
+@dataclass
+class _ProvisionPlan:
+    """What a provision will do, checked before anything is made."""
+
+    prov: Provider
+    existed: bool
+    count: int
+    stored: dict[str, Any]
+    to_store: dict[str, Any]
+    nothing_to_add: bool = False
+
+
 class Cluster:
     def __init__(self, name: str | None = None, home: Path | None = None) -> None:
         self.state = ClusterState(current_cluster_name(name), home)
@@ -98,11 +110,18 @@ class Cluster:
             raise UsageError(f"--total must be at least 1, got {total}")
         if total is None and (count is None or count < 1):
             raise UsageError(f"node count must be at least 1, got {count}")
+        # Checked before the lock is taken, so that refused input leaves nothing behind (not even a lock
+        # file); checked again under the lock when another command created or removed the cluster.
+        plan = self._plan(count, provider, say, total, settings)
         with self.state.lock("provision", say):
-            return self._provision(count, provider, say, total, settings)
+            if self.exists() != plan.existed:
+                plan = self._plan(count, provider, say, total, settings)
+            if plan.count == 0 and plan.nothing_to_add:
+                return []
+            return self._provision(plan, say)
 
-    def _provision(self, count: int | None, provider: str | None, say: Say, total: int | None,
-                   settings: dict[str, Any] | None) -> list[Node]:
+    def _plan(self, count: int | None, provider: str | None, say: Say, total: int | None,
+              settings: dict[str, Any] | None) -> _ProvisionPlan:
         existed = self.exists()
         if existed:
             spec = self.spec
@@ -121,7 +140,7 @@ class Cluster:
             # completes nodes an interrupted run left unfinished.
             if have >= total and not isinstance(prov, Configurable):
                 say(f"cluster '{self.name}' has {have} node{'s' if have != 1 else ''}: nothing to add")
-                return []
+                return _ProvisionPlan(prov, existed, 0, {}, {}, nothing_to_add=True)
             count = max(0, total - have)
         assert count is not None
         stored = self.spec.settings if existed else {}
@@ -134,6 +153,10 @@ class Cluster:
                              "those options apply to provider ec2")
         else:
             to_store = stored
+        return _ProvisionPlan(prov, existed, count, stored, to_store)
+
+    def _provision(self, plan: _ProvisionPlan, say: Say) -> list[Node]:
+        prov, existed, count, stored, to_store = plan.prov, plan.existed, plan.count, plan.stored, plan.to_store
         if not existed:
             self.state.create(prov.name, to_store)
         elif to_store != stored:
@@ -269,6 +292,7 @@ class Cluster:
             limit: str | None = None, verbose: int = 0, console: Console | None = None) -> RunResult:
         from .runner import run_playbook
 
+        self.state.load()  # an unknown cluster is refused before its lock file is made
         with self.state.lock(f"run {Path(playbook).name}"):
             nodes = self.nodes()
             if not nodes:
@@ -283,6 +307,7 @@ class Cluster:
         """Stop the jobs (all nodes, or ``indexes``), holding the cluster's lock."""
         from .jobs import stop_command
 
+        self.state.load()
         with self.state.lock("stop"):
             return self.exec(stop_command(grace), indexes, timeout=grace + 30)
 

@@ -94,8 +94,10 @@ class ReleaseRecord:
             old.nodes = None if old.nodes is None else sorted(set(old.nodes) | set(nodes))
             return
         if old is not None:
-            self.releases.remove(old)
             known = old.nodes if old.nodes is not None else []
+            if not settings_applied and set(nodes) <= set(known):
+                return  # a re-inject that changed nothing (its settings were refused) records nothing
+            self.releases.remove(old)
             nodes = sorted(set(known) | set(nodes))
             if not settings_applied:
                 options = old.options
