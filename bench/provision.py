@@ -36,7 +36,7 @@ from common import median, table, write_results
 
 from tests.moto_fixtures import AMI, AWS_UNSET, MotoServer, aws_env, start_moto
 from vcloud_ansible import paths
-from vcloud_ansible.providers.ec2 import Ec2Provider
+from vcloud_ansible.providers.ec2.provider import Ec2Provider
 from vcloud_ansible.state import ClusterState
 
 CALLS_PER_NODE_TARGET = 3.0

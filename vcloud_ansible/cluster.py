@@ -15,17 +15,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import access, sshexec
 from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
-from .jobs import STATUS_COMMAND, JobState, reinject_current
-from .providers import Node, Provider, get_provider
-from .providers.base import Configurable, IndexRanges, Say, Verifiable
+from .node import IndexRanges, Node
+from .providers import Provider, get_provider
+from .providers.base import Configurable, Say, Verifiable
+from .release.inject import STATUS_COMMAND, JobState, reinject_current
+from .remote import access
+from .remote import ssh as sshexec
 from .state import ClusterSpec, ClusterState, current_cluster_name
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .runner import RunResult
+    from .playbook.runner import RunResult
 
 DEFAULT_PROVIDER = "local"
 
@@ -290,7 +292,7 @@ class Cluster:
 
     def run(self, playbook: str | Path, extravars: dict[str, Any] | None = None, *,
             limit: str | None = None, verbose: int = 0, console: Console | None = None) -> RunResult:
-        from .runner import run_playbook
+        from .playbook.runner import run_playbook
 
         self.state.load()  # an unknown cluster is refused before its lock file is made
         with self.state.lock(f"run {Path(playbook).name}"):
@@ -305,7 +307,7 @@ class Cluster:
 
     def stop(self, grace: int, indexes: Sequence[int] | None = None) -> list[sshexec.ExecResult]:
         """Stop the jobs (all nodes, or ``indexes``), holding the cluster's lock."""
-        from .jobs import stop_command
+        from .release.inject import stop_command
 
         self.state.load()
         with self.state.lock("stop"):

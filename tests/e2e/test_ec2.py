@@ -284,7 +284,7 @@ def test_destroy_purge_and_broken_inventory(moto: MotoServer, vca_home: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A cluster whose cloud side is empty is forgotten; one that cannot be checked only with --purge;
     an inventory that cannot be read is an error, never an empty cluster."""
-    from vcloud_ansible.providers.ec2 import Ec2Provider
+    from vcloud_ansible.providers.ec2.provider import Ec2Provider
     from vcloud_ansible.state import ClusterState
 
     settings = {"region": "us-east-1", "owner": "tester@test", "user": "root", "ssh_via": "tag"}

@@ -13,7 +13,7 @@ import pytest
 from helpers import VCA_ARGV, raw_ansible, vca
 
 from vcloud_ansible.cluster import Cluster
-from vcloud_ansible.jobs import JobOptions, inject
+from vcloud_ansible.release.inject import JobOptions, inject
 
 pytestmark = pytest.mark.lab
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"

@@ -13,10 +13,10 @@ import pytest
 from helpers import VCA_ARGV, vca
 from test_inject import HELLO, make_pkg, on_node, status, wait_for
 
-from vcloud_ansible import release
 from vcloud_ansible.cluster import Cluster
-from vcloud_ansible.package import prepare
-from vcloud_ansible.release_ssh import inject_nodes
+from vcloud_ansible.release import install as release
+from vcloud_ansible.release.package import prepare
+from vcloud_ansible.release.transport import inject_nodes
 
 pytestmark = pytest.mark.lab
 SLEEPER = 'echo "started $(cat tag.txt)"; exec sleep 600'

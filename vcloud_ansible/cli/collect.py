@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..collect import COMPRESSIONS
+from ..collect.plan import COMPRESSIONS
 from ..errors import RemoteFailed, UsageError
 from .context import App, parse_indexes, pass_app
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
-    from ..collect import Layout, NodeOutcome, RemoteSpec
-    from ..providers import Node
+    from ..collect.plan import Layout, NodeOutcome, RemoteSpec
+    from ..node import Node
 
 
 @click.command()
@@ -73,7 +73,7 @@ def collect(app: App, remote: str | None, local: str | None, nodes: tuple[str, .
         return
     if not remote:
         raise UsageError("REMOTE is missing", "vca collect REMOTE [LOCAL]; see vca collect --help")
-    from ..collect import Layout, RemoteSpec
+    from ..collect.plan import Layout, RemoteSpec
 
     layout = Layout.make(local if local is not None else _default_local(remote, suffix), suffix)
     layout.check()
@@ -103,7 +103,7 @@ def _default_local(remote: str, suffix: bool) -> str:
 
 
 def _failed_last_time(layout: Layout, targets: list[Node]) -> list[Node]:
-    from ..collect import Manifest
+    from ..collect.plan import Manifest
 
     if not layout.manifest_path.exists():
         raise UsageError(f"no manifest at {layout.manifest_path}: nothing was collected into it yet",
@@ -115,7 +115,7 @@ def _failed_last_time(layout: Layout, targets: list[Node]) -> list[Node]:
 def _collect(app: App, cluster: Cluster, targets: list[Node], layout: Layout, spec: RemoteSpec,
              overwrite: bool, compression: str, timeout: int) -> list[NodeOutcome]:
     """Every node at once, one ssh stream each; progress on a terminal, failures as they come."""
-    from ..collect_transport import collect_from_nodes
+    from ..collect.transport import collect_from_nodes
 
     with app.node_progress("collect", len(targets)) as done:
         return collect_from_nodes(cluster.state, targets, layout, spec, overwrite=overwrite,
@@ -146,8 +146,8 @@ def _finish(app: App, layout: Layout, outcomes: list[NodeOutcome]) -> None:
 
 
 def _from_s3(app: App, url_text: str, local: str, overwrite: bool, suffix: bool) -> None:
-    from ..collect import Layout
-    from ..collect_s3 import S3Url, collect_s3
+    from ..collect.plan import Layout
+    from ..collect.s3 import S3Url, collect_s3
 
     url = S3Url.parse(url_text)
     layout = Layout.make(local, suffix)

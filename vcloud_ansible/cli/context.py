@@ -15,7 +15,7 @@ from rich.console import Console
 
 from ..cluster import Cluster
 from ..errors import UsageError
-from ..providers.base import IndexRanges
+from ..node import IndexRanges
 
 
 @dataclass

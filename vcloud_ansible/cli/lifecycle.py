@@ -13,8 +13,8 @@ from rich.table import Table
 
 from ..errors import UsageError
 from ..providers import PROVIDERS
-from ..providers.ec2_settings import SETTINGS as EC2_SETTINGS
-from ..providers.ec2_settings import read_spec_file
+from ..providers.ec2.settings import SETTINGS as EC2_SETTINGS
+from ..providers.ec2.settings import read_spec_file
 from ..state import ClusterState, list_clusters
 from .context import App, pass_app
 

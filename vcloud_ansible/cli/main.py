@@ -17,8 +17,8 @@ from ..errors import EnvironmentProblem, VcaError
 COMMANDS = {
     "provision": "lifecycle", "teardown": "lifecycle", "destroy": "lifecycle", "clusters": "lifecycle",
     "status": "nodes", "connect": "nodes", "exec": "nodes:exec_", "ssh-config": "nodes:ssh_config",
-    "inventory": "nodes", "run": "run", "inject": "jobs", "mkpkg": "jobs", "logs": "jobs", "attach": "jobs",
-    "stop": "jobs", "wait": "jobs", "collect": "collect",
+    "inventory": "nodes", "run": "run", "inject": "inject", "mkpkg": "inject", "logs": "inject", "attach": "inject",
+    "stop": "inject", "wait": "inject", "collect": "collect",
 }
 
 

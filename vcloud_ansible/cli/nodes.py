@@ -13,8 +13,8 @@ from rich.table import Table
 
 from ..cluster import expiry_warning, format_uptime
 from ..errors import RemoteFailed
-from ..jobs import JobState, job_details
-from ..sshexec import ExecResult, ssh_command
+from ..release.inject import JobState, job_details
+from ..remote.ssh import ExecResult, ssh_command
 from .context import SECONDS, App, parse_indexes, pass_app, single_index
 
 STATE_STYLE = {"up": "green", "running": "green", "unreachable": "yellow", "down": "red"}

@@ -15,7 +15,7 @@ def parse_extravars(pairs: tuple[str, ...]) -> dict[str, object]:
     ``job_env`` (the job's environment for the inject playbook, a JSON/YAML mapping) is the exception:
     it is passed as text that Ansible never templates, so its values reach the job byte for byte.
     """
-    from ..runner import Verbatim
+    from ..playbook.runner import Verbatim
 
     out: dict[str, object] = {}
     for pair in pairs:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from .base import Node, Provider
+from ..node import Node
+from .base import Provider
 
 PROVIDERS = ("local", "ec2")
 
@@ -16,7 +17,7 @@ def get_provider(name: str) -> Provider:
 
         return LocalProvider()
     if name == "ec2":
-        from .ec2 import Ec2Provider
+        from .ec2.provider import Ec2Provider
 
         return Ec2Provider()
     raise UsageError(f"unknown provider '{name}'", f"choose one of: {', '.join(PROVIDERS)}")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from ..lab.manager import Lab
 from ..lab.registry import LabNode
+from ..node import Node, role_for
 from ..state import ClusterState
-from .base import Node, Say, role_for
+from .base import Say
 
 
 class LocalProvider:

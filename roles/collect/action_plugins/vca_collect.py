@@ -3,7 +3,7 @@
 The hot path runs no Python on the node: one shell round trip lists the files with their sha256 and
 writes one compressed tarball, one file transfer over the already open connection brings it back, one
 round trip removes it. Checking, verifying and placing happen here on the controller, in
-vcloud_ansible.collect (shared with `vca collect`), and each node records its files in the manifest.
+vcloud_ansible.collect.plan (shared with `vca collect`), and each node records its files in the manifest.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
-        from vcloud_ansible import collect
-        from vcloud_ansible.collect_transport import collect_node
+        from vcloud_ansible.collect import plan as collect
+        from vcloud_ansible.collect.transport import collect_node
         from vcloud_ansible.errors import VcaError
 
         tv = task_vars or {}

@@ -16,8 +16,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
         from vcloud_ansible.errors import VcaError
-        from vcloud_ansible.jobs import check_env
-        from vcloud_ansible.package import prepare
+        from vcloud_ansible.release.inject import check_env
+        from vcloud_ansible.release.package import prepare
 
         args = self._task.args
         src = args.get("src")
@@ -34,7 +34,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         url = ""
         bucket = args.get("bucket")
         if bucket:  # upload once; nodes pull it themselves
-            from vcloud_ansible.objectstore import publish
+            from vcloud_ansible.remote.s3 import publish
 
             key = f"{args.get('prefix') or 'vca'}/releases/{packed.path.name}"
             try:

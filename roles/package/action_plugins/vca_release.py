@@ -3,7 +3,7 @@
 The hot path runs no Python on the node: one shell round trip to look, one file transfer over the
 already open SSH connection (only when the node lacks the release and the package is big), one shell
 round trip that installs the node agent, unpacks, writes the node contract and launches. The script
-and the reading of its report are vcloud_ansible.release, shared with `vca inject`.
+and the reading of its report are vcloud_ansible.release.install, shared with `vca inject`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
     TRANSFERS_FILES = True
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        from vcloud_ansible import release
+        from vcloud_ansible.release import install as release
 
         result: dict[str, Any] = super().run(tmp, task_vars)
         task_vars = task_vars or {}

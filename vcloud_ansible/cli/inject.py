@@ -1,0 +1,187 @@
+"""inject, mkpkg, logs, attach, stop: code on the nodes and the jobs it runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import VcaError
+from ..release.inject import JobOptions, logs_command, parse_env, parse_mem, parse_procs, tmux_attach_command
+from ..release.inject import inject as do_inject
+from .context import SECONDS, App, Seconds, parse_indexes, pass_app
+from .nodes import exec_ssh, summarize
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
+    from ..node import IndexRanges
+    from ..release.transport import InjectResult
+
+
+@click.command()
+@click.argument("package", type=click.Path(path_type=Path))
+@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+              help="Only these nodes (index, list or range; repeatable). Default: every node.")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE",
+              help="Environment variable for the job, kept as text byte for byte; repeatable.")
+@click.option("--restart", is_flag=True, help="Stop a running job first (SIGTERM, SIGKILL after --grace).")
+@click.option("--procs", default="1", show_default=True, metavar="N|auto",
+              help="Processes per node; each gets VCA_PROC_INDEX. auto: one per core.")
+@click.option("--mem", default=None, metavar="SIZE", help="Address-space limit per process, e.g. 512M, 2G.")
+@click.option("--tmux", is_flag=True,
+              help="Run each process in tmux so that `vca attach --tmux` can join it.")
+@click.option("--grace", default=10, show_default=True, type=click.IntRange(0, 3600),
+              help="Seconds between SIGTERM and SIGKILL when stopping a job.")
+@click.option("--bucket", envvar="VCA_PACKAGE_BUCKET", default=None, metavar="NAME",
+              help="S3 bucket (env VCA_PACKAGE_BUCKET): upload the package once, nodes download it through a "
+                   "presigned URL instead of receiving it over SSH. Credentials: the standard AWS chain.")
+@pass_app
+def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...], restart: bool,
+           procs: str, mem: str | None, tmux: bool, grace: int, bucket: str | None) -> None:
+    """Put PACKAGE on the nodes and run its launch script there, detached.
+
+    PACKAGE is a folder or a tarball (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz) with an executable
+    `vcloud-launch` (or `vca-launch`) at its root. Each node unpacks it into
+    ~/vca/releases/<id> (the id is its content hash) and starts it with the VCA_* environment;
+    nodes that already hold the release receive nothing. A job still running keeps running,
+    untouched, unless --restart.
+
+    \b
+      vca inject examples/hello
+      vca inject my_code/ -e ROUNDS=10 --procs auto --restart
+    """
+    options = JobOptions(
+        env=parse_env(env), procs=parse_procs(procs),
+        mem_kb=parse_mem(mem), tmux=tmux, restart=restart, grace=grace, bucket=bucket or "",
+    )
+    cluster = app.cluster()
+    result = _inject(app, cluster, package, options, parse_indexes(nodes))
+    result.raise_for_failures("inject")
+    reports = result.reports()
+    rid = result.release_id
+    other = [h for h, r in sorted(reports.items()) if r.get("other_settings")]
+    started = sum(1 for r in reports.values() if r["job"] == "started")
+    if other and not started:  # nothing the user asked for happened: a script must be able to tell
+        running = sum(1 for h in other if reports[h]["job"] == "busy")
+        state = f"is already running on {running}" if running == len(other) else f"already ran on {len(other)}"
+        raise VcaError(f"release {rid} {state} node{'s' if len(other) != 1 else ''} with other settings "
+                       "(-e/--procs/--mem/--tmux): nothing changed",
+                       "use --restart to apply them (it stops the job first)")
+    if reports:
+        sent = sum(1 for r in reports.values() if r["sent"])
+        how = "fetched from the package bucket by" if any(r.get("via") == "s3" for r in reports.values()) \
+            else "sent to"
+        had = f" (the other {len(reports) - sent} had it)" if sent < len(reports) else ""
+        app.say(f"release {rid}: {how} {sent} of {len(reports)} nodes{had}, job started on "
+                f"{started} ({result.elapsed:.1f} s)")
+    same = [h for h, r in sorted(reports.items()) if r["job"] in ("busy", "unchanged")
+            and r["job_release"] == rid and not r.get("other_settings")]
+    if same:
+        app.say(f"release {rid} already runs (or ran) with these settings on {', '.join(same)}: left as it is "
+                "(use --restart to start it again)")
+    if other:
+        app.say(f"release {rid} runs (or ran) with other settings on {', '.join(other)}: left as it is "
+                "(use --restart to apply them)")
+    busy = [h for h, r in sorted(reports.items()) if r["job"] == "busy" and r["job_release"] != rid]
+    if busy:
+        app.say(f"a job of an earlier release is still running on {', '.join(busy)}: "
+                "the new release is installed but not started there (use --restart)")
+    app.say("see `vca status` and `vca logs N`")
+
+
+def _inject(app: App, cluster: Cluster, package: Path, options: JobOptions, selection: IndexRanges
+            ) -> InjectResult:
+    """Every node at once; progress on a terminal, failures as they come."""
+    every = cluster.nodes()  # listed once: on ec2 each listing is an API call
+    targets = cluster.select(selection or None, every)  # checked against the cluster before anything
+    indexes = [n.index for n in targets] if selection else None
+    with app.node_progress("inject", len(targets)) as done:
+        return do_inject(cluster, package, options, indexes, nodes=every,
+                         on_done=lambda n: done(n.node, None if n.ok else n.message))
+
+
+@click.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Tarball to write, or a folder for the default name (default ./<folder>-<id>.tar.gz).")
+@click.option("--force", is_flag=True, help="Replace an existing file at the output path.")
+def mkpkg(folder: Path, output: Path | None, force: bool) -> None:
+    """Make a reproducible package tarball of FOLDER (VCS folders and .vcaignore entries left out).
+
+    The output must be a regular file outside FOLDER; an existing one with other bytes is replaced only
+    with --force. It is written to a temporary file beside it and renamed, never half-written.
+    """
+    from ..release.package import mkpkg as make
+
+    packed = make(folder, output, force=force)
+    click.echo(f"{packed.path}  release {packed.release_id}  {packed.size} bytes")
+
+
+@click.command()
+@click.argument("node", required=False, default="0", metavar="[N]")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows (Ctrl-C to stop).")
+@click.option("--tail", default=100, show_default=True, type=click.IntRange(0), help="Lines to show.")
+@click.option("--proc", default=0, show_default=True, type=click.IntRange(0), help="Process index.")
+@pass_app
+def logs(app: App, node: str, follow: bool, tail: int, proc: int) -> None:
+    """Show the job log of node N (default 0)."""
+    exec_ssh(app, "logs", node, logs_command(proc, tail, follow), "-T", batch=True)
+
+
+@click.command()
+@click.argument("node", required=False, default="0", metavar="[N]")
+@click.option("--tmux", "use_tmux", is_flag=True,
+              help="Join the job's tmux session (the job must have been injected with --tmux).")
+@click.option("--proc", default=0, show_default=True, type=click.IntRange(0), help="Process index.")
+@pass_app
+def attach(app: App, node: str, use_tmux: bool, proc: int) -> None:
+    """Follow the live log of node N's job; with --tmux, join its terminal (detach: Ctrl-b d)."""
+    exec_ssh(app, "attach", node, tmux_attach_command(proc) if use_tmux else logs_command(proc, 50, True),
+             "-t" if use_tmux else "-T", batch=not use_tmux)
+
+
+@click.command()
+@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+              help="Only these nodes. Default: every node.")
+@click.option("--grace", default=10, show_default=True, type=click.IntRange(0, 3600),
+              help="Seconds between SIGTERM and SIGKILL.")
+@pass_app
+def stop(app: App, nodes: tuple[str, ...], grace: int) -> None:
+    """Stop the running jobs (SIGTERM, then SIGKILL after --grace seconds)."""
+    results = app.cluster().stop(grace, parse_indexes(nodes) or None)
+    app.say(f"stopped jobs: {summarize(results)}")
+
+
+@click.command("wait")
+@click.option("--timeout", default=3600.0, show_default=True, type=SECONDS,
+              help="Give up after this many seconds (exit 1).")
+@click.option("--interval", default=2.0, show_default=True, type=Seconds(at_least=0.2),
+              help="Seconds between looks at the nodes.")
+@pass_app
+def wait(app: App, timeout: float, interval: float) -> None:
+    """Wait until no node runs a job; exit non-zero naming nodes whose job failed or that are down.
+
+    \b
+      vca inject my_code/ && vca wait && vca collect out/ results/
+    """
+    from ..errors import RemoteFailed, VcaError
+
+    cluster = app.cluster()
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = cluster.status()
+        running = [s for s in rows if s.job and s.job.job == "running"]
+        if not running:
+            break
+        if time.monotonic() >= deadline:
+            raise VcaError(f"jobs still running after {timeout:.0f} s on {', '.join(s.node.name for s in running)}")
+        app.say(f"{len(running)} of {len(rows)} nodes still running")
+        time.sleep(interval)
+    bad = [s for s in rows if s.state != "up" or (s.job and s.job.job == "exited" and s.job.exit != "0")]
+    if bad:
+        detail = ", ".join(f"{s.node.name} ({s.job.label if s.state == 'up' and s.job else s.state})" for s in bad)
+        raise RemoteFailed(f"jobs finished; not successful on {len(bad)} of {len(rows)} nodes: {detail}",
+                           [s.node.name for s in bad])
+    app.say(f"jobs finished on all {len(rows)} nodes")

@@ -1,0 +1,1 @@
+"""Collect: what to fetch, the node script, placement, manifest, transport, S3."""

@@ -1,0 +1,108 @@
+"""A node of a cluster as vca sees it, and node roles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any, overload
+
+
+@dataclass
+class Node:
+    index: int
+    name: str  # <cluster>-<index>: inventory host name, ssh-config alias, hostname on the node
+    address: str  # where SSH reaches it
+    private_ip: str  # the address other nodes use
+    port: int = 22
+    user: str = "root"
+    role: str = "worker"
+    state: str = "running"  # as the provider sees it: running, stopped, down, pending, terminated
+    public_address: str | None = None
+    instance_id: str | None = None
+    host_key: str | None = None  # "<type> <base64>", when the provider knows it before first contact
+    details: dict[str, Any] = field(default_factory=dict)  # provider-specific columns for status
+    expires_at: float | None = None  # epoch seconds after which the node counts as expired; None: never
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+def role_for(index: int) -> str:
+    return "head" if index == 0 else "worker"
+
+
+class IndexRanges(Sequence[int]):
+    """Node indexes as the user gave them (``--node 1,3-5``): inclusive (lo, hi) ranges in order, kept
+    as ranges. A selection is checked against the nodes a cluster has (``missing``, ``within``), never
+    expanded blindly: ``0-99999999`` costs two numbers, not a list of a hundred million."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int]] = ()) -> None:
+        self.ranges = tuple(ranges)
+        for lo, hi in self.ranges:
+            if not 0 <= lo <= hi:
+                raise ValueError(f"bad index range {lo}-{hi}")
+
+    def __len__(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.ranges)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int) and any(lo <= value <= hi for lo, hi in self.ranges)
+
+    def __iter__(self) -> Iterator[int]:
+        return chain.from_iterable(range(lo, hi + 1) for lo, hi in self.ranges)
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        j = i + len(self) if i < 0 else i
+        for lo, hi in self.ranges:
+            if 0 <= j <= hi - lo:
+                return lo + j
+            j -= hi - lo + 1
+        raise IndexError(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, IndexRanges):
+            return self.ranges == other.ranges
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"IndexRanges({self})"
+
+    def __str__(self) -> str:
+        return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
+
+    def missing(self, have: Iterable[int]) -> list[str]:
+        """The parts of the selection that are not among ``have``, as '5' or '7-9', in order."""
+        present = sorted(set(have))
+        out: list[str] = []
+        for lo, hi in self.ranges:
+            at = lo
+            for i in present:  # bounded by the cluster's size, not the range's
+                if i < at:
+                    continue
+                if i > hi:
+                    break
+                if i > at:
+                    out.append(str(at) if i - 1 == at else f"{at}-{i - 1}")
+                at = i + 1
+            if at <= hi:
+                out.append(str(at) if at == hi else f"{at}-{hi}")
+        return list(dict.fromkeys(out))
+
+    def within(self, have: Iterable[int]) -> list[int]:
+        """The indexes of ``have`` that the selection names: range by range, each once."""
+        present = sorted(set(have))
+        return list(dict.fromkeys(i for lo, hi in self.ranges for i in present if lo <= i <= hi))

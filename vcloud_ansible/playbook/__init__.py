@@ -1,0 +1,1 @@
+"""Running playbooks: the ansible-runner wrapper and progress from its event stream."""

@@ -1,0 +1,414 @@
+"""Provider ``ec2``: nodes are EC2 instances; the source of truth is their tags.
+
+    vca:cluster  the cluster name          vca:index      the node's index (stable, unique)
+    vca:role     head | worker | dev       vca:owner      who made it (<user>@<host>)
+    vca:expires-at  when it counts as expired (ISO 8601 UTC, or never)
+    vca:ssh_host / vca:ssh_port  optional: where SSH reaches the node (bastions, port forwards)
+
+Provisioning runs playbooks/provision.yml (role provider_ec2) after read-only checks; teardown runs
+playbooks/teardown.yml and then verifies that nothing tagged with the cluster remains. Listing the
+nodes is one DescribeInstances call per 1000 instances. Credentials only come from the AWS chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.mime.multipart
+import email.mime.text
+import fcntl
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ... import paths
+from ...errors import ClusterNotFound, EnvironmentProblem, ProviderError, UsageError, VcaError
+from ...node import Node, role_for
+from ...state import ClusterState, atomic_write
+from ..base import Say
+from . import api as ec2_api
+from . import settings as ec2_settings
+from .api import Instance, Plan
+from .settings import Ec2Settings, parse_ports
+from .ssh import HostKeys, learn_host_keys, ssh_target
+
+INVENTORY_NAME = "inventory.aws_ec2.yml"  # the aws_ec2 plugin only reads files ending in aws_ec2.yml
+REQUEST_FILE = "ec2-request.json"
+PLAYBOOK_TIMEOUT = 3600
+EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # of the vca:expires-at tag (UTC)
+
+
+class Ec2Provider:
+    name = "ec2"
+
+    def __init__(self) -> None:
+        # Set by prepare(): the settings and checked plan of the coming create().
+        self._run: tuple[Ec2Settings, Plan] | None = None
+
+    # -- checks ------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """boto3 is there and the AWS chain yields credentials (no AWS call)."""
+        try:
+            import boto3  # noqa: F401
+        except ImportError:
+            raise EnvironmentProblem("provider ec2 needs boto3", "pip install boto3") from None
+        if not ec2_api.have_credentials():
+            raise EnvironmentProblem(
+                "no AWS credentials found",
+                "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`",
+            )
+
+    def prepare(self, stored: dict[str, Any], overrides: dict[str, Any], creating: bool) -> dict[str, Any]:
+        """Resolve the settings and check them against EC2 (read-only) before anything is created.
+
+        Returns the settings to store with the cluster.
+        """
+        resolved = ec2_settings.resolve(stored, overrides, creating=creating)
+        s = Ec2Settings.from_dict(resolved)
+        plan = ec2_api.preflight(ec2_api.client(s.region), s)
+        self._run = (s, plan)
+        return ec2_settings.stored_part(resolved)
+
+    # -- the Provider protocol -------------------------------------------------------------------
+    def create(self, state: ClusterState, count: int, say: Say) -> list[Node]:
+        """Launch ``count`` nodes, then wait until each answers SSH and record its host key.
+
+        Nodes that never answer are terminated again: all of them or none. When the cluster had no
+        instance before, a failed run also removes the security group, key pair and launch template
+        (everything tagged with the cluster), checked; what cannot be removed is named in the error.
+        """
+        s, _plan = self._pending_run(state)
+        ec2 = ec2_api.client(s.region)
+        with _locked(state):
+            before = self._before_launch(state, s)  # refuses another owner's cluster: nothing made yet
+            known = {i.id for i in before if i.index is not None}
+            keys = HostKeys(state)
+            with_key = set(keys.load())
+
+            def is_new(i: Instance) -> bool:
+                # Launched now, or left without a host key by an interrupted run: not in service yet.
+                return i.index is not None and i.state in ("pending", "running") and (
+                    i.id not in known or i.id not in with_key)
+
+            launched = False
+            try:
+                self._launch_after(state, s, before, count, say)
+                launched = True
+                new_ids, instances = learn_host_keys(
+                    lambda: ec2_api.cluster_instances(ec2, state.name, s.region), is_new, s.ssh_via,
+                    s.ssh_timeout, keys, say)
+            except VcaError as exc:
+                if not before:  # nothing of the cluster ran before this run: remove all it made
+                    self._roll_back_all(state, s, exc, say)
+                elif launched and isinstance(exc, ProviderError):
+                    new = [i for i in ec2_api.cluster_instances(ec2, state.name, s.region) if is_new(i)]
+                    say(f"terminating the {len(new)} new node{'s' if len(new) != 1 else ''}")
+                    self._destroy_locked(state, s, [i.index for i in new if i.index is not None], say)
+                raise
+        return [n for n in self._nodes(state, s, instances) if n.instance_id in new_ids]
+
+    def _roll_back_all(self, state: ClusterState, s: Ec2Settings, exc: VcaError, say: Say) -> None:
+        """After a failed first launch: terminate every instance of the cluster and delete its group,
+        key pair and template, checked by the teardown playbook. Raises naming what is left when that
+        fails (the cluster is then kept, so that `vca teardown` can finish)."""
+        say("removing what this run made (instances, security group, key pair, launch template)")
+        try:
+            self._destroy_locked(state, s, None, say)
+        except VcaError as cleanup:
+            try:
+                left = self.leftovers(state)
+            except VcaError:
+                left = []
+            shown = (", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+                     if left else cleanup.one_line())
+            raise ProviderError(
+                f"{exc.message}; removing what this run made left {shown}",
+                f"cluster '{state.name}' is kept: `vca -c {state.name} teardown` removes the rest",
+            ) from None
+        _clear_request(state)
+
+    def launch(self, state: ClusterState, count: int, say: Say) -> set[str]:
+        """The EC2 half of create(): checks, then the provision playbook; returns the new instance ids.
+
+        Does not wait for SSH (bench/provision.py measures this part on moto).
+        """
+        s, _plan = self._pending_run(state)
+        with _locked(state):
+            known = self._launch_locked(state, count, say)
+        after = ec2_api.cluster_instances(ec2_api.client(s.region), state.name, s.region)
+        return {i.id for i in after if i.index is not None and i.id not in known}
+
+    def _pending_run(self, state: ClusterState) -> tuple[Ec2Settings, Plan]:
+        if self._run is None:
+            self.prepare(state.load().settings, {}, creating=False)
+        assert self._run is not None
+        return self._run
+
+    def _launch_locked(self, state: ClusterState, count: int, say: Say) -> set[str]:
+        """Run the provision playbook; returns the ids of the nodes that were there before."""
+        s, _plan = self._pending_run(state)
+        before = self._before_launch(state, s)
+        self._launch_after(state, s, before, count, say)
+        return {i.id for i in before if i.index is not None}
+
+    def _before_launch(self, state: ClusterState, s: Ec2Settings) -> list[Instance]:
+        """The cluster's instances before a launch; refuses when another owner's instances carry its tag."""
+        before = ec2_api.cluster_instances(ec2_api.client(s.region), state.name, s.region)
+        foreign = sorted({i.owner for i in before if i.owner and i.owner != s.owner})
+        if foreign:
+            raise ProviderError(
+                f"EC2 already has instances tagged vca:cluster={state.name} owned by {foreign[0]}",
+                "pick another cluster name with -c",
+            )
+        return before
+
+    def _launch_after(self, state: ClusterState, s: Ec2Settings, before: list[Instance], count: int,
+                      say: Say) -> None:
+        """Run the provision playbook for ``count`` more nodes than ``before``."""
+        _s, plan = self._pending_run(state)
+        self._run = None
+        orphans = [i for i in before if i.index is None]
+        if orphans:
+            say(f"adopting {len(orphans)} instance{'s' if len(orphans) != 1 else ''} an interrupted "
+                "run left without an index")
+        token = _request_token(state, count)
+        launch = max(0, count - len(orphans))
+        if launch:
+            say(f"launching {launch} EC2 instance{'s' if launch != 1 else ''} ({s.instance_type}, "
+                f"{plan.image_id}) in {s.region}")
+        else:
+            say("nothing to launch; checking the cluster's key pair, security group and template")
+        self._playbook(state, "provision", _extravars(state, s, plan, count, token),
+                       secrets=_secret_vars(state, s), what="EC2 provisioning")
+        _clear_request(state)
+
+    def nodes(self, state: ClusterState) -> list[Node]:
+        s = _settings(state)
+        ec2 = ec2_api.client(s.region)
+        return self._nodes(state, s, ec2_api.cluster_instances(ec2, state.name, s.region))
+
+    def destroy(self, state: ClusterState, indexes: list[int] | None, say: Say) -> list[Node]:
+        if indexes is not None and not indexes:
+            return []
+        s = _settings(state)
+        with _locked(state):
+            return self._destroy_locked(state, s, indexes, say)
+
+    def inventory_source(self, state: ClusterState) -> Path | None:
+        """The cluster's aws_ec2 inventory file, (re)written from the template when it changed."""
+        s = _settings(state)
+        path = state.dir / INVENTORY_NAME
+        text = render_inventory(state, s, path)
+        if not path.exists() or path.read_text() != text:
+            atomic_write(path, text)
+        return path
+
+    def leftovers(self, state: ClusterState) -> list[str]:
+        """What still exists in EC2 with the cluster's tag (instances, group, key pair, template, volumes)."""
+        s = _settings(state)
+        return ec2_api.leftovers(ec2_api.client(s.region), state.name, s.region)
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _destroy_locked(self, state: ClusterState, s: Ec2Settings, indexes: list[int] | None,
+                        say: Say) -> list[Node]:
+        ec2 = ec2_api.client(s.region)
+        before = ec2_api.cluster_instances(ec2, state.name, s.region)
+        victims = [i for i in before if indexes is None or i.index in indexes]
+        if victims:
+            say(f"terminating {len(victims)} EC2 instance{'s' if len(victims) != 1 else ''}")
+        extravars: dict[str, Any] = {"provider_ec2_cluster": state.name, "provider_ec2_region": s.region,
+                                     "provider_ec2_indexes": sorted(indexes or [])}
+        # For the whole cluster the playbook fails unless nothing tagged with it is left.
+        self._playbook(state, "teardown", extravars, secrets=None, what="EC2 teardown")
+        if indexes is None:
+            say("deleted the security group, key pair and launch template; nothing tagged is left")
+        HostKeys(state).keep_only(i.id for i in before if i not in victims)
+        return self._nodes(state, s, [i for i in victims if i.index is not None])
+
+    @staticmethod
+    def _playbook(state: ClusterState, name: str, extravars: dict[str, Any],
+                  secrets: dict[str, Any] | None, what: str) -> None:
+        from ...playbook.runner import run_playbook
+
+        result = run_playbook(
+            name, inventory=paths.resource_root() / "inventory" / "localhost.yml", state_dir=state.dir,
+            extravars=extravars, secret_extravars=secrets, hosts_expected=["localhost"],
+            title=f"{name} (ec2)", timeout=PLAYBOOK_TIMEOUT,
+        )
+        result.raise_for_failures(what)
+
+    @staticmethod
+    def _nodes(state: ClusterState, s: Ec2Settings, instances: list[Instance]) -> list[Node]:
+        keys = HostKeys(state).load()
+        nodes = [_node(state.name, i, s, keys.get(i.id)) for i in instances if i.index is not None]
+        return sorted(nodes, key=lambda n: n.index)
+
+
+def _node(cluster: str, i: Instance, s: Ec2Settings, host_key: str | None) -> Node:
+    assert i.index is not None
+    target = ssh_target(i, s.ssh_via)
+    state = i.state if target is not None or i.state != "running" else "no-ssh-address"
+    return Node(
+        index=i.index, name=f"{cluster}-{i.index}", address=target[0] if target else "",
+        port=target[1] if target else 22, private_ip=i.private_ip or "", user=s.user,
+        role=i.role or role_for(i.index), state=state, public_address=i.public_ip, instance_id=i.id,
+        host_key=host_key,
+        details={"instance": i.id, "type": i.instance_type, "zone": i.zone, "lifecycle": i.lifecycle,
+                 "launched": i.launch_time, "public_ip": i.public_ip or "-",
+                 "expires": i.tags.get(ec2_api.TAG_EXPIRES, "-")},
+        expires_at=parse_expiry(i.tags.get(ec2_api.TAG_EXPIRES)),
+    )
+
+
+def parse_expiry(tag: str | None) -> float | None:
+    """A vca:expires-at tag as epoch seconds; None for "never", a missing tag or one vca did not write."""
+    try:
+        return datetime.strptime(tag or "", EXPIRY_FORMAT).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _settings(state: ClusterState) -> Ec2Settings:
+    spec = state.load()
+    if spec.provider != "ec2":
+        raise ClusterNotFound(f"cluster '{state.name}' uses provider '{spec.provider}', not ec2")
+    return Ec2Settings.from_dict(spec.settings)
+
+
+@contextlib.contextmanager
+def _locked(state: ClusterState) -> Iterator[None]:
+    """One provision or teardown of a cluster at a time on this machine (indexes must not collide)."""
+    with open(state.dir / ".ec2.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+# -- the launch request --------------------------------------------------------------------------------
+
+
+def _request_token(state: ClusterState, count: int) -> str:
+    """The RunInstances idempotency token of this request.
+
+    The request is recorded before launching and cleared after its nodes are indexed; a run that
+    was interrupted in between and is retried with the same count sends the same token, so EC2
+    returns the instances of the first attempt instead of launching new ones.
+    """
+    path = state.dir / REQUEST_FILE
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads(path.read_text())
+        if isinstance(old, dict) and old.get("count") == count and isinstance(old.get("id"), str):
+            return _token(state.name, old["id"])
+    rid = uuid.uuid4().hex
+    atomic_write(path, json.dumps({"id": rid, "count": count, "created": time.time()}) + "\n")
+    return _token(state.name, rid)
+
+
+def _token(cluster: str, rid: str) -> str:
+    return "vca-" + hashlib.sha256(f"{cluster}/{rid}".encode()).hexdigest()[:56]  # at most 64 characters
+
+
+def _clear_request(state: ClusterState) -> None:
+    (state.dir / REQUEST_FILE).unlink(missing_ok=True)
+
+
+def _expires_at(s: Ec2Settings) -> str:
+    seconds = s.lifetime_seconds
+    if seconds is None:
+        return "never"
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime(EXPIRY_FORMAT)
+
+
+def _extravars(state: ClusterState, s: Ec2Settings, plan: Plan, count: int, token: str) -> dict[str, Any]:
+    """Every provider_ec2_* variable of the provision playbook, from the settings and the checks."""
+    ports = [dict(zip(("from_port", "to_port", "proto"), parse_ports(p), strict=True)) for p in s.open_ports]
+    return {
+        "provider_ec2_cluster": state.name,
+        "provider_ec2_owner": s.owner,
+        "provider_ec2_region": s.region,
+        "provider_ec2_tags": dict(s.tags),
+        "provider_ec2_count": count,
+        "provider_ec2_client_token": token,
+        "provider_ec2_role": s.role or "",
+        "provider_ec2_expires_at": _expires_at(s),
+        "provider_ec2_image_id": plan.image_id,
+        "provider_ec2_instance_type": s.instance_type,
+        "provider_ec2_root_volume_size": s.root_volume_size or 0,
+        "provider_ec2_root_device_name": plan.root_device or "/dev/xvda",
+        "provider_ec2_instance_profile": s.instance_profile or "",
+        "provider_ec2_spot": s.spot,
+        "provider_ec2_public_key": state.public_key(),
+        "provider_ec2_key_name": s.key_name or "",
+        "provider_ec2_security_group_id": s.security_group or "",
+        "provider_ec2_vpc_id": plan.vpc_id or "",
+        "provider_ec2_subnet_id": plan.subnet_id or "",
+        "provider_ec2_public_ip": s.ssh_via == "public",
+        "provider_ec2_ssh_cidrs": plan.ssh_cidrs,
+        "provider_ec2_open_ports": ports,
+    }
+
+
+def _secret_vars(state: ClusterState, s: Ec2Settings) -> dict[str, Any] | None:
+    """The user-data goes to Ansible through a private file, never into artifacts."""
+    data = user_data(state, s)
+    return {"provider_ec2_user_data": data} if data else None
+
+
+def user_data(state: ClusterState, s: Ec2Settings) -> str:
+    """The init script; with an existing key pair, plus a cloud-config part authorizing the cluster key.
+
+    vca's own SSH always uses the cluster key, whatever key pair the instances were launched with.
+    """
+    script = ""
+    if s.user_data:
+        try:
+            script = Path(s.user_data).read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read user-data {s.user_data}: {exc.strerror}") from None
+    if not s.key_name:
+        return script
+    config = "#cloud-config\n" + yaml.safe_dump({"ssh_authorized_keys": [state.public_key()]}, width=1 << 16)
+    if not script:
+        return config
+    msg = email.mime.multipart.MIMEMultipart()
+    msg.attach(email.mime.text.MIMEText(config, "cloud-config"))
+    kind = "cloud-config" if script.startswith("#cloud-config") else "x-shellscript"
+    msg.attach(email.mime.text.MIMEText(script, kind))
+    return msg.as_string()
+
+
+# -- the aws_ec2 inventory -----------------------------------------------------------------------------
+
+
+_HOST_EXPRESSIONS = {
+    "public": "tags.get('vca:ssh_host') or (public_ip_address | default(private_ip_address, true))",
+    "private": "tags.get('vca:ssh_host') or private_ip_address",
+    # Never an instance address: a node without the tag gets a name that cannot resolve.
+    "tag": "tags.get('vca:ssh_host') or 'no-vca-ssh-host-tag.invalid'",
+}
+_HOST_TEXT = {"public": "the public address (the private one when there is none)",
+              "private": "the private address", "tag": "nothing (ssh_via: tag)"}
+
+
+def render_inventory(state: ClusterState, s: Ec2Settings, path: Path) -> str:
+    import jinja2
+
+    from ...remote.access import ssh_options
+
+    opts = ssh_options(state)
+    common = " ".join(f"-o {k}={v}" for k, v in opts.items() if k not in ("IdentityFile", "ConnectTimeout"))
+    for value in (common, str(state.key_path), s.user):
+        if "'" in value:
+            raise UsageError(f"a quote in '{value}' cannot go into the inventory",
+                             "rename the folder or the user")
+    template = (paths.resource_root() / "inventory" / "aws_ec2.yml.j2").read_text()
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return env.from_string(template).render(
+        cluster=state.name, path=str(path), region=s.region, user=s.user, key_file=str(state.key_path),
+        ssh_common_args=common, ansible_host=_HOST_EXPRESSIONS[s.ssh_via], ssh_via_text=_HOST_TEXT[s.ssh_via],
+    )
