@@ -25,11 +25,11 @@ def parse_extravars(pairs: tuple[str, ...]) -> dict[str, object]:
 
 
 @click.command()
-@click.argument("playbook")
+@click.argument("playbook", required=False)
 @click.argument("extravars", nargs=-1, metavar="[KEY=VALUE...]")
 @click.option("--limit", "-l", default=None, help="Ansible host pattern, e.g. head or 'demo-[1:3]'.")
 @pass_app
-def run(app: App, playbook: str, extravars: tuple[str, ...], limit: str | None) -> None:
+def run(app: App, playbook: str | None, extravars: tuple[str, ...], limit: str | None) -> None:
     """Run playbooks/PLAYBOOK.yml (or a path to a playbook) against the cluster.
 
     Shows progress (hosts done / total, failures as they happen) and a per-host summary;
@@ -39,6 +39,11 @@ def run(app: App, playbook: str, extravars: tuple[str, ...], limit: str | None) 
       vca run ping
       vca run inject pkg=examples/hello
     """
+    from ..runner import available_playbooks, resolve_playbook
+
+    if playbook is None:
+        raise UsageError(f"name a playbook: {', '.join(available_playbooks())}, or a path to one")
+    resolve_playbook(playbook)  # an unknown name is told before the cluster is looked at
     result = app.cluster().run(playbook, parse_extravars(extravars), limit=limit, verbose=app.verbose,
                                console=app.err)
     result.raise_for_failures(f"playbook {playbook}")

@@ -5,9 +5,10 @@
     vca:expires-at  when it counts as expired (ISO 8601 UTC, or never)
     vca:ssh_host / vca:ssh_port  optional: where SSH reaches the node (bastions, port forwards)
 
-Provisioning runs playbooks/provision.yml (role provider_ec2) after read-only checks; teardown runs
-playbooks/teardown.yml and then verifies that nothing tagged with the cluster remains. Listing the
-nodes is one DescribeInstances call per 1000 instances. Credentials only come from the AWS chain.
+Provisioning runs playbooks/internal/provision.yml (role provider_ec2) after read-only checks;
+teardown runs playbooks/internal/teardown.yml and then verifies that nothing tagged with the cluster
+remains. Listing the nodes is one DescribeInstances call per 1000 instances. Credentials only come
+from the AWS chain.
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ class Ec2Provider:
         from ..runner import run_playbook
 
         result = run_playbook(
-            name, inventory=paths.resource_root() / "inventory" / "localhost.yml", state_dir=state.dir,
+            paths.playbooks_dir() / "internal" / f"{name}.yml",
+            inventory=paths.resource_root() / "inventory" / "localhost.yml", state_dir=state.dir,
             extravars=extravars, secret_extravars=secrets, hosts_expected=["localhost"],
             title=f"{name} (ec2)", timeout=PLAYBOOK_TIMEOUT,
         )
