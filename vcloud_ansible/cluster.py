@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import access, sshexec
 from .errors import NodeNotFound, UsageError, VcaError
 from .jobs import STATUS_COMMAND, JobState, reinject_current
+from .node_roles import check_role, for_new_nodes
 from .providers import Node, Provider, get_provider
 from .providers.base import Configurable, Say, Verifiable
 from .state import ClusterSpec, ClusterState, current_cluster_name
@@ -83,17 +84,22 @@ class Cluster:
 
     # -- verbs ---------------------------------------------------------------------------------
     def provision(self, count: int | None = 1, provider: str | None = None, say: Say = _quiet, *,
-                  total: int | None = None, settings: dict[str, Any] | None = None) -> list[Node]:
+                  total: int | None = None, settings: dict[str, Any] | None = None, role: str | None = None,
+                  ) -> list[Node]:
         """Add ``count`` nodes with the next free indexes (creating the cluster on first use).
 
         With ``total``, converge instead: add only the nodes the cluster lacks to have ``total``
         (never removes any), so running it again adds nothing. ``settings`` override the provider
-        settings stored with the cluster (provider ec2: region, image, ...).
+        settings stored with the cluster (provider ec2: region, image, ...). ``role``: of the new
+        nodes, head, worker or dev (default: node 0 head, others worker; at most one head).
         """
         if total is not None and total < 1:
             raise UsageError(f"--total must be at least 1, got {total}")
         if total is None and (count is None or count < 1):
             raise UsageError(f"node count must be at least 1, got {count}")
+        settings = dict(settings or {})
+        role = role or settings.pop("role", None)  # a spec file may give it as an ec2 setting
+        check_role(role)
         existed = self.exists()
         if existed:
             spec = self.spec
@@ -106,8 +112,9 @@ class Cluster:
         else:
             prov = get_provider(provider or DEFAULT_PROVIDER)
         prov.check()
+        before = prov.nodes(self.state) if existed else []
         if total is not None:
-            have = len(prov.nodes(self.state)) if existed else 0
+            have = len(before)
             # A provider with settings (ec2) converges even with nothing to add: it repairs drift and
             # completes nodes an interrupted run left unfinished.
             if have >= total and not isinstance(prov, Configurable):
@@ -115,10 +122,12 @@ class Cluster:
                 return []
             count = max(0, total - have)
         assert count is not None
+        role = for_new_nodes(self.name, role, count, before)  # refuses a second head
         stored = self.spec.settings if existed else {}
         if isinstance(prov, Configurable):
-            # Checked against the provider before anything is made, here or there.
-            to_store = prov.prepare(stored, settings or {}, creating=not existed)
+            # Checked against the provider before anything is made, here or there. The role of the new
+            # nodes is one of the provider's per-run settings (ec2: the vca:role tag).
+            to_store = prov.prepare(stored, {**settings, **({"role": role} if role else {})}, creating=not existed)
         elif settings:
             flags = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(settings))
             raise UsageError(f"provider '{prov.name}' takes no settings ({flags})",
@@ -130,7 +139,7 @@ class Cluster:
         elif to_store != stored:
             self.state.save(ClusterSpec(**{**asdict(self.spec), "settings": to_store}))
         try:
-            new = prov.create(self.state, count, say)
+            new = prov.create(self.state, count, say, role)
         except BaseException:
             self._forget_if_new_and_empty(prov, existed)
             raise

@@ -75,10 +75,11 @@ class Ec2Provider:
         return ec2_settings.stored_part(resolved)
 
     # -- the Provider protocol -------------------------------------------------------------------
-    def create(self, state: ClusterState, count: int, say: Say) -> list[Node]:
+    def create(self, state: ClusterState, count: int, say: Say, role: str | None = None) -> list[Node]:
         """Launch ``count`` nodes, then wait until each answers SSH and record its host key.
 
-        Nodes that never answer are terminated again: all of them or none.
+        Nodes that never answer are terminated again: all of them or none. The ``role`` of the new
+        nodes comes through the per-run ``role`` setting, checked by prepare().
         """
         s, _plan = self._pending_run(state)
         ec2 = ec2_api.client(s.region)
