@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,8 @@ from .jobs import STATUS_COMMAND, JobState, reinject_current
 from .node_roles import check_role, for_new_nodes
 from .providers import Node, Provider, get_provider
 from .providers.base import Configurable, Say, Verifiable
+from .setup import settings as setup_settings
+from .setup import stage as setup_stage
 from .state import ClusterSpec, ClusterState, current_cluster_name
 
 if TYPE_CHECKING:
@@ -85,13 +87,15 @@ class Cluster:
     # -- verbs ---------------------------------------------------------------------------------
     def provision(self, count: int | None = 1, provider: str | None = None, say: Say = _quiet, *,
                   total: int | None = None, settings: dict[str, Any] | None = None, role: str | None = None,
-                  ) -> list[Node]:
+                  setup: Mapping[str, Sequence[str]] | None = None, console: Console | None = None) -> list[Node]:
         """Add ``count`` nodes with the next free indexes (creating the cluster on first use).
 
         With ``total``, converge instead: add only the nodes the cluster lacks to have ``total``
         (never removes any), so running it again adds nothing. ``settings`` override the provider
         settings stored with the cluster (provider ec2: region, image, ...). ``role``: of the new
         nodes, head, worker or dev (default: node 0 head, others worker; at most one head).
+        ``setup`` names setup roles ({"all"|"head"|"worker"|"dev": [role, ...]}); the new nodes get
+        the cluster's setup roles once they accept SSH, before anything else reaches them.
         """
         if total is not None and total < 1:
             raise UsageError(f"--total must be at least 1, got {total}")
@@ -101,6 +105,8 @@ class Cluster:
         role = role or settings.pop("role", None)  # a spec file may give it as an ec2 setting
         check_role(role)
         existed = self.exists()
+        setup_before = self.spec.setup if existed else {}
+        setup_after = setup_settings.merged(setup_before, setup)  # every role checked before anything is made
         if existed:
             spec = self.spec
             if provider and provider != spec.provider:
@@ -119,6 +125,7 @@ class Cluster:
             # completes nodes an interrupted run left unfinished.
             if have >= total and not isinstance(prov, Configurable):
                 say(f"cluster '{self.name}' has {have} node{'s' if have != 1 else ''}: nothing to add")
+                self._setup_new_nodes([], before, setup_before, setup_after, say, console)
                 return []
             count = max(0, total - have)
         assert count is not None
@@ -159,12 +166,22 @@ class Cluster:
             if not self._forget_if_new_and_empty(prov, existed):
                 self.nodes()  # the access files without the removed nodes
             raise
+        # The setup stage, on the new nodes only; a failed role leaves them in place for `vca setup`.
+        self._setup_new_nodes(new, before, setup_before, setup_after, say, console)
         if existed:  # nodes added after an inject get the cluster's current release and start it
             result = reinject_current(self)
             if result is not None:
                 result.raise_for_failures("handing the current release to the new nodes")
                 say(f"gave the new nodes the cluster's current release {result.release_id}")
         return new
+
+    def _setup_new_nodes(self, new: list[Node], before: list[Node], setup_before: Mapping[str, Sequence[str]],
+                         setup_after: dict[str, list[str]], say: Say, console: Console | None) -> None:
+        """Store the setup roles this provision named, then run the setup stage on the new nodes."""
+        if setup_after != setup_before:
+            self.state.save(replace(self.spec, setup=setup_after))
+        setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), setup_after, new,
+                                    before, setup_settings.added(setup_before, setup_after), say, console)
 
     def _forget_if_new_and_empty(self, prov: Provider, existed: bool) -> bool:
         """After a failed provision: forget the cluster if this run created it and no node is left."""
@@ -255,6 +272,34 @@ class Cluster:
             extravars={"vca_cluster": self.name, **(extravars or {})}, limit=limit, verbose=verbose,
             hosts_expected=[n.name for n in nodes], console=console,
         )
+
+    # -- setup stage -------------------------------------------------------------------------
+    def setup_roles(self) -> dict[str, list[str]]:
+        """The setup roles named for each node role: {"all"|"head"|"worker"|"dev": [role, ...]}."""
+        return setup_settings.for_playbook(self.spec.setup)
+
+    def setup(self, indexes: Sequence[int] | None = None, *, add: str | None = None, on: str = "all",
+              console: Console | None = None, verbose: int = 0) -> setup_stage.SetupRun:
+        """Apply the setup roles to the nodes (all, or those ``indexes``). With ``add``, first name that
+        role for the nodes of ``on`` (all, head, worker, dev) and apply to those nodes."""
+        spec = self.spec
+        request = {setup_settings.check_target(on): [add]} if add is not None else None
+        named = setup_settings.merged(spec.setup, request)
+        nodes = self.select(indexes)
+        if named != spec.setup:
+            self.state.save(replace(spec, setup=named))
+        if add is not None and on != "all":
+            nodes = [n for n in nodes if n.role == on]
+        return setup_stage.apply(self.state, self.inventory_path(refresh=False), named, nodes, console=console,
+                                 verbose=verbose)
+
+    def forget_setup_role(self, role: str, on: str | None = None) -> list[str]:
+        """Stop naming ``role`` (for ``on``, or wherever it is named); returns where it was named.
+        Nothing is undone on the nodes."""
+        spec = self.spec
+        kept, left = setup_settings.without(spec.setup, role, on)
+        self.state.save(replace(spec, setup=kept))
+        return left
 
     def inventory_path(self, refresh: bool = True) -> Path:
         """The inventory for Ansible: the provider's own source, else the generated inventory.yml."""

@@ -16,6 +16,7 @@ from ..node_roles import ROLES
 from ..providers import PROVIDERS
 from ..providers.ec2_settings import SETTINGS as EC2_SETTINGS
 from ..providers.ec2_settings import read_spec_file
+from ..setup.settings import split_request
 from ..state import ClusterState, list_clusters
 from .context import App, pass_app
 
@@ -55,10 +56,13 @@ def _ec2_options(fn: F) -> F:
 @click.option("--role", type=click.Choice(ROLES), default=None,
               help="Node role of the nodes this run adds: head, worker or dev (kept with the node, shown by "
                    "`vca status`, an inventory group). Default: node 0 head, others worker. At most one head.")
+@click.option("--setup", "setup_roles", multiple=True, metavar="ROLE[@ON]",
+              help="Name a setup role, applied to nodes once they accept SSH: a name on Ansible's roles path "
+                   "or a path to a role folder, on all nodes or @head, @worker, @dev; repeatable. See `vca setup`.")
 @_ec2_options
 @pass_app
 def provision(app: App, /, count: str | None, provider: str | None, total: int | None, spec_file: Path | None,
-              role: str | None, **ec2: Any) -> None:
+              role: str | None, setup_roles: tuple[str, ...], **ec2: Any) -> None:
     """Add N nodes (default 1) to the cluster, creating it on first use.
 
     Running it again adds N more with the next indexes: `vca provision 4; vca provision 2`
@@ -83,8 +87,12 @@ def provision(app: App, /, count: str | None, provider: str | None, total: int |
     if count is not None and total is not None:
         raise UsageError("give N or --total, not both", "N adds nodes, --total N converges on N nodes")
     n = _count(count) if count is not None else (None if total is not None else 1)
+    setup: dict[str, list[str]] = {}
+    for role_name, on in map(split_request, setup_roles):
+        setup.setdefault(on, []).append(role_name)
     cluster = app.cluster()
-    new = cluster.provision(n, provider, say=app.say, total=total, settings=settings or None, role=role)
+    new = cluster.provision(n, provider, say=app.say, total=total, settings=settings or None, role=role,
+                            setup=setup or None, console=app.err)
     from ..cluster import index_ranges
 
     have = len(cluster.nodes())

@@ -18,7 +18,7 @@ COMMANDS = {
     "provision": "lifecycle", "teardown": "lifecycle", "destroy": "lifecycle", "clusters": "lifecycle",
     "status": "nodes", "connect": "nodes", "exec": "nodes:exec_", "ssh-config": "nodes:ssh_config",
     "inventory": "nodes", "run": "run", "inject": "jobs", "mkpkg": "jobs", "logs": "jobs", "attach": "jobs",
-    "stop": "jobs", "wait": "jobs", "collect": "collect",
+    "stop": "jobs", "wait": "jobs", "collect": "collect", "setup": "setup",
 }
 
 
