@@ -21,14 +21,13 @@ from .jobs import STATUS_COMMAND, JobState, reinject_current
 from .node_roles import check_role, for_new_nodes
 from .providers import Node, Provider, get_provider
 from .providers.base import Configurable, Say, Verifiable
-from .setup import settings as setup_settings
-from .setup import stage as setup_stage
 from .state import ClusterSpec, ClusterState, current_cluster_name
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from .runner import RunResult
+    from .setup.stage import SetupRun
 
 DEFAULT_PROVIDER = "local"
 
@@ -105,6 +104,8 @@ class Cluster:
         role = role or settings.pop("role", None)  # a spec file may give it as an ec2 setting
         check_role(role)
         existed = self.exists()
+        from .setup import settings as setup_settings  # here, not at the top: every command imports cluster
+
         setup_before = self.spec.setup if existed else {}
         setup_after = setup_settings.merged(setup_before, setup)  # every role checked before anything is made
         if existed:
@@ -178,6 +179,9 @@ class Cluster:
     def _setup_new_nodes(self, new: list[Node], before: list[Node], setup_before: Mapping[str, Sequence[str]],
                          setup_after: dict[str, list[str]], say: Say, console: Console | None) -> None:
         """Store the setup roles this provision named, then run the setup stage on the new nodes."""
+        from .setup import settings as setup_settings
+        from .setup import stage as setup_stage
+
         if setup_after != setup_before:
             self.state.save(replace(self.spec, setup=setup_after))
         setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), setup_after, new,
@@ -276,12 +280,17 @@ class Cluster:
     # -- setup stage -------------------------------------------------------------------------
     def setup_roles(self) -> dict[str, list[str]]:
         """The setup roles named for each node role: {"all"|"head"|"worker"|"dev": [role, ...]}."""
+        from .setup import settings as setup_settings
+
         return setup_settings.for_playbook(self.spec.setup)
 
     def setup(self, indexes: Sequence[int] | None = None, *, add: str | None = None, on: str = "all",
-              console: Console | None = None, verbose: int = 0) -> setup_stage.SetupRun:
+              console: Console | None = None, verbose: int = 0) -> SetupRun:
         """Apply the setup roles to the nodes (all, or those ``indexes``). With ``add``, first name that
         role for the nodes of ``on`` (all, head, worker, dev) and apply to those nodes."""
+        from .setup import settings as setup_settings
+        from .setup import stage as setup_stage
+
         spec = self.spec
         request = {setup_settings.check_target(on): [add]} if add is not None else None
         named = setup_settings.merged(spec.setup, request)
@@ -296,6 +305,8 @@ class Cluster:
     def forget_setup_role(self, role: str, on: str | None = None) -> list[str]:
         """Stop naming ``role`` (for ``on``, or wherever it is named); returns where it was named.
         Nothing is undone on the nodes."""
+        from .setup import settings as setup_settings
+
         spec = self.spec
         kept, left = setup_settings.without(spec.setup, role, on)
         self.state.save(replace(spec, setup=kept))

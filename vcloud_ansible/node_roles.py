@@ -35,7 +35,7 @@ def for_new_nodes(cluster: str, role: str | None, count: int, existing: Sequence
     heads = [n.name for n in existing if n.role == "head"]
     if role is None:
         return "worker" if heads else None
-    if role != "head":
+    if role != "head" or count == 0:  # converging on a size the cluster has adds nobody
         return role
     if heads:
         raise UsageError(f"cluster '{cluster}' already has a head ({heads[0]}); a cluster has at most one",

@@ -38,6 +38,7 @@ def test_role_of_new_nodes() -> None:
     assert for_new_nodes("c", "dev", 4, head) == "dev"
     assert for_new_nodes("c", "head", 1, [_node(0, "worker")]) == "head"
     assert for_new_nodes("c", "head", 1, []) == "head"
+    assert for_new_nodes("c", "head", 0, head) == "head"  # --total N on a cluster of N: nothing added
 
 
 @pytest.mark.parametrize(("role", "count", "existing", "message"), [

@@ -35,7 +35,7 @@ def setup(app: App, nodes: tuple[str, ...], add: str | None, remove: str | None,
     roles' defaults.
 
     \b
-      vca setup --add ./roles/motd              # name a role for every node and apply it
+      vca setup --add ./my_role                 # name a role for every node and apply it
       vca setup --add toolchain --on dev        # a role from the roles path, on dev nodes only
       vca setup                                 # apply every named role to every node
       vca setup --node 3                        # ... to node 3 only
