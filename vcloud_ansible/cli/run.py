@@ -43,7 +43,8 @@ def run(app: App, playbook: str | None, extravars: tuple[str, ...], limit: str |
 
     if playbook is None:
         raise UsageError(f"name a playbook: {', '.join(available_playbooks())}, or a path to one")
-    resolve_playbook(playbook)  # an unknown name is told before the cluster is looked at
-    result = app.cluster().run(playbook, parse_extravars(extravars), limit=limit, verbose=app.verbose,
-                               console=app.err)
+    cluster = app.cluster()
+    cluster.state.load()  # an unknown cluster is told first, then an unknown playbook, before any node is listed
+    resolve_playbook(playbook)
+    result = cluster.run(playbook, parse_extravars(extravars), limit=limit, verbose=app.verbose, console=app.err)
     result.raise_for_failures(f"playbook {playbook}")
