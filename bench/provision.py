@@ -1,8 +1,8 @@
 """EC2 provision and teardown on a moto server: API calls and wall time, vca against the stock path.
 
-vca: the read-only checks, then playbooks/provision.yml (key pair, security group, launch template,
+vca: the read-only checks, then playbooks/internal/provision.yml (key pair, security group, launch template,
 one RunInstances for the batch, one CreateTags per node for its index, a poll until running), and
-playbooks/teardown.yml (TerminateInstances in batches of up to 1000, a poll until gone, the group,
+playbooks/internal/teardown.yml (TerminateInstances in batches of up to 1000, a poll until gone, the group,
 key pair and template deleted, a check that nothing tagged is left).
 
 Stock: the same key pair and group, then amazon.aws.ec2_instance with exact_count and the cluster

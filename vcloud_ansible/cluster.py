@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
-from .node import IndexRanges, Node
+from .node import IndexRanges, Node, check_role, for_new_nodes
 from .providers import Provider, get_provider
 from .providers.base import Configurable, Say, Verifiable
 from .release.inject import STATUS_COMMAND, JobState, reinject_current
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .playbook.runner import RunResult
+    from .setup.stage import SetupRun
 
 DEFAULT_PROVIDER = "local"
 
@@ -53,6 +54,10 @@ class _ProvisionPlan:
     count: int
     stored: dict[str, Any]
     to_store: dict[str, Any]
+    before: list[Node]  # the cluster's nodes before this run
+    role: str | None  # of the new nodes (None: by index)
+    setup_before: dict[str, list[str]]
+    setup_after: dict[str, list[str]]
     nothing_to_add: bool = False
 
 
@@ -101,30 +106,43 @@ class Cluster:
 
     # -- verbs ---------------------------------------------------------------------------------
     def provision(self, count: int | None = 1, provider: str | None = None, say: Say = _quiet, *,
-                  total: int | None = None, settings: dict[str, Any] | None = None) -> list[Node]:
+                  total: int | None = None, settings: dict[str, Any] | None = None, role: str | None = None,
+                  setup: Mapping[str, Sequence[str]] | None = None, console: Console | None = None) -> list[Node]:
         """Add ``count`` nodes with the next free indexes (creating the cluster on first use).
 
         With ``total``, converge instead: add only the nodes the cluster lacks to have ``total``
         (never removes any), so running it again adds nothing. ``settings`` override the provider
-        settings stored with the cluster (provider ec2: region, image, ...).
+        settings stored with the cluster (provider ec2: region, image, ...). ``role``: of the new
+        nodes, head, worker or dev (default: node 0 head, others worker; at most one head).
+        ``setup`` names setup roles ({"all"|"head"|"worker"|"dev": [role, ...]}); the new nodes get
+        the cluster's setup roles once they accept SSH, before anything else reaches them.
         """
         if total is not None and total < 1:
             raise UsageError(f"--total must be at least 1, got {total}")
         if total is None and (count is None or count < 1):
             raise UsageError(f"node count must be at least 1, got {count}")
+        settings = dict(settings or {})
+        role = role or settings.pop("role", None)  # a spec file may give it as an ec2 setting
+        check_role(role)
         # Checked before the lock is taken, so that refused input leaves nothing behind (not even a lock
         # file); checked again under the lock when another command created or removed the cluster.
-        plan = self._plan(count, provider, say, total, settings)
+        plan = self._plan(count, provider, say, total, settings, role, setup)
         with self.state.lock("provision", say):
             if self.exists() != plan.existed:
-                plan = self._plan(count, provider, say, total, settings)
-            if plan.count == 0 and plan.nothing_to_add:
+                plan = self._plan(count, provider, say, total, settings, role, setup)
+            if plan.nothing_to_add:
+                self._setup_new_nodes([], plan, say, console)
                 return []
-            return self._provision(plan, say)
+            return self._provision(plan, say, console)
 
     def _plan(self, count: int | None, provider: str | None, say: Say, total: int | None,
-              settings: dict[str, Any] | None) -> _ProvisionPlan:
+              settings: dict[str, Any], role: str | None, setup: Mapping[str, Sequence[str]] | None
+              ) -> _ProvisionPlan:
+        from .setup import settings as setup_settings  # here, not at the top: every command imports cluster
+
         existed = self.exists()
+        setup_before = self.spec.setup if existed else {}
+        setup_after = setup_settings.merged(setup_before, setup)  # every role checked before anything is made
         if existed:
             spec = self.spec
             if provider and provider != spec.provider:
@@ -136,35 +154,42 @@ class Cluster:
         else:
             prov = get_provider(provider or DEFAULT_PROVIDER)
         prov.check()
+        before = prov.nodes(self.state) if existed else []
+        plan = _ProvisionPlan(prov, existed, 0, {}, {}, before, None, setup_before, setup_after)
         if total is not None:
-            have = len(prov.nodes(self.state)) if existed else 0
+            have = len(before)
             # A provider with settings (ec2) converges even with nothing to add: it repairs drift and
             # completes nodes an interrupted run left unfinished.
             if have >= total and not isinstance(prov, Configurable):
                 say(f"cluster '{self.name}' has {have} node{'s' if have != 1 else ''}: nothing to add")
-                return _ProvisionPlan(prov, existed, 0, {}, {}, nothing_to_add=True)
+                plan.nothing_to_add = True
+                return plan
             count = max(0, total - have)
         assert count is not None
-        stored = self.spec.settings if existed else {}
+        plan.count = count
+        plan.role = for_new_nodes(self.name, role, count, before)  # refuses a second head
+        plan.stored = self.spec.settings if existed else {}
         if isinstance(prov, Configurable):
-            # Checked against the provider before anything is made, here or there.
-            to_store = prov.prepare(stored, settings or {}, creating=not existed)
+            # Checked against the provider before anything is made, here or there. The role of the new
+            # nodes is one of the provider's per-run settings (ec2: the vca:role tag).
+            plan.to_store = prov.prepare(plan.stored, {**settings, **({"role": plan.role} if plan.role else {})},
+                                         creating=not existed)
         elif settings:
             flags = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(settings))
             raise UsageError(f"provider '{prov.name}' takes no settings ({flags})",
                              "those options apply to provider ec2")
         else:
-            to_store = stored
-        return _ProvisionPlan(prov, existed, count, stored, to_store)
+            plan.to_store = plan.stored
+        return plan
 
-    def _provision(self, plan: _ProvisionPlan, say: Say) -> list[Node]:
+    def _provision(self, plan: _ProvisionPlan, say: Say, console: Console | None) -> list[Node]:
         prov, existed, count, stored, to_store = plan.prov, plan.existed, plan.count, plan.stored, plan.to_store
         if not existed:
             self.state.create(prov.name, to_store)
         elif to_store != stored:
             self.state.save(ClusterSpec(**{**asdict(self.spec), "settings": to_store}))
         try:
-            new = prov.create(self.state, count, say)
+            new = prov.create(self.state, count, say, plan.role)
         except BaseException:
             self._forget_if_new_and_empty(prov, existed)
             raise
@@ -184,9 +209,22 @@ class Cluster:
             if not self._forget_if_new_and_empty(prov, existed):
                 self.nodes()  # the access files without the removed nodes
             raise
+        # The setup stage, on the new nodes only; a failed role leaves them in place for `vca setup`.
+        self._setup_new_nodes(new, plan, say, console)
         if existed and new:  # nodes added after an inject get the release the cluster runs and start it
             self._grow(new, say)
         return new
+
+    def _setup_new_nodes(self, new: list[Node], plan: _ProvisionPlan, say: Say, console: Console | None) -> None:
+        """Store the setup roles this provision named, then run the setup stage on the new nodes."""
+        from .setup import settings as setup_settings
+        from .setup import stage as setup_stage
+
+        if plan.setup_after != plan.setup_before:
+            self.state.save(replace(self.spec, setup=plan.setup_after))
+        setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), plan.setup_after, new,
+                                    plan.before, setup_settings.added(plan.setup_before, plan.setup_after), say,
+                                    console)
 
     def _grow(self, new: list[Node], say: Say) -> None:
         growth = reinject_current(self, new)
@@ -312,6 +350,41 @@ class Cluster:
         self.state.load()
         with self.state.lock("stop"):
             return self.exec(stop_command(grace), indexes, timeout=grace + 30)
+
+    # -- setup stage -------------------------------------------------------------------------
+    def setup_roles(self) -> dict[str, list[str]]:
+        """The setup roles named for each node role: {"all"|"head"|"worker"|"dev": [role, ...]}."""
+        from .setup import settings as setup_settings
+
+        return setup_settings.for_playbook(self.spec.setup)
+
+    def setup(self, indexes: Sequence[int] | None = None, *, add: str | None = None, on: str = "all",
+              console: Console | None = None, verbose: int = 0) -> SetupRun:
+        """Apply the setup roles to the nodes (all, or those ``indexes``). With ``add``, first name that
+        role for the nodes of ``on`` (all, head, worker, dev) and apply to those nodes."""
+        from .setup import settings as setup_settings
+        from .setup import stage as setup_stage
+
+        spec = self.spec
+        request = {setup_settings.check_target(on): [add]} if add is not None else None
+        named = setup_settings.merged(spec.setup, request)
+        nodes = self.select(indexes)
+        if named != spec.setup:
+            self.state.save(replace(spec, setup=named))
+        if add is not None and on != "all":
+            nodes = [n for n in nodes if n.role == on]
+        return setup_stage.apply(self.state, self.inventory_path(refresh=False), named, nodes, console=console,
+                                 verbose=verbose)
+
+    def forget_setup_role(self, role: str, on: str | None = None) -> list[str]:
+        """Stop naming ``role`` (for ``on``, or wherever it is named); returns where it was named.
+        Nothing is undone on the nodes."""
+        from .setup import settings as setup_settings
+
+        spec = self.spec
+        kept, left = setup_settings.without(spec.setup, role, on)
+        self.state.save(replace(spec, setup=kept))
+        return left
 
     def inventory_path(self, refresh: bool = True) -> Path:
         """The inventory for Ansible: the provider's own source, else the generated inventory.yml."""

@@ -1,6 +1,6 @@
 """Per-user cluster state under $VCA_HOME (default ~/.vca, mode 0700).
 
-    clusters/<name>/cluster.json   the spec: provider and its settings
+    clusters/<name>/cluster.json   the spec: provider and its settings, setup roles
     clusters/<name>/id_ed25519     the cluster's SSH key pair (0600)
     clusters/<name>/known_hosts    host keys of its nodes, checked on every connection
     clusters/<name>/inventory.yml  the generated Ansible inventory (static providers)
@@ -72,6 +72,8 @@ class ClusterSpec:
     provider: str
     settings: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    # Setup roles per node role: {"all"|"head"|"worker"|"dev": [role, ...]} (vcloud_ansible.setup).
+    setup: dict[str, list[str]] = field(default_factory=dict)
 
 
 class ClusterState:

@@ -12,9 +12,11 @@ import click
 from rich.table import Table
 
 from ..errors import UsageError
+from ..node import ROLES
 from ..providers import PROVIDERS
 from ..providers.ec2.settings import SETTINGS as EC2_SETTINGS
 from ..providers.ec2.settings import read_spec_file
+from ..setup.settings import split_request
 from ..state import ClusterState, list_clusters
 from .context import App, pass_app
 
@@ -24,6 +26,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _ec2_options(fn: F) -> F:
     """Every ec2 setting as a flag, read from its VCA_EC2_* environment variable when not given."""
     for s in reversed(EC2_SETTINGS):
+        if s.key == "role":  # every provider's: --role
+            continue
         help_text = f"[ec2] {s.help} (env {s.envvar})"
         param = "ec2_" + s.key
         if s.kind == "bool":
@@ -49,10 +53,16 @@ def _ec2_options(fn: F) -> F:
 @click.option("--spec", "spec_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               envvar="VCA_SPEC", help="Cluster spec file (YAML: provider, nodes, ec2: {settings}); flags and "
                                       "environment override it (env VCA_SPEC).")
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="Node role of the nodes this run adds: head, worker or dev (kept with the node, shown by "
+                   "`vca status`, an inventory group). Default: node 0 head, others worker. At most one head.")
+@click.option("--setup", "setup_roles", multiple=True, metavar="ROLE[@ON]",
+              help="Name a setup role, applied to nodes once they accept SSH: a name on Ansible's roles path "
+                   "or a path to a role folder, on all nodes or @head, @worker, @dev; repeatable. See `vca setup`.")
 @_ec2_options
 @pass_app
 def provision(app: App, /, count: str | None, provider: str | None, total: int | None, spec_file: Path | None,
-              **ec2: Any) -> None:
+              role: str | None, setup_roles: tuple[str, ...], **ec2: Any) -> None:
     """Add N nodes (default 1) to the cluster, creating it on first use.
 
     Running it again adds N more with the next indexes: `vca provision 4; vca provision 2`
@@ -77,8 +87,12 @@ def provision(app: App, /, count: str | None, provider: str | None, total: int |
     if count is not None and total is not None:
         raise UsageError("give N or --total, not both", "N adds nodes, --total N converges on N nodes")
     n = _count(count) if count is not None else (None if total is not None else 1)
+    setup: dict[str, list[str]] = {}
+    for role_name, on in map(split_request, setup_roles):
+        setup.setdefault(on, []).append(role_name)
     cluster = app.cluster()
-    new = cluster.provision(n, provider, say=app.say, total=total, settings=settings or None)
+    new = cluster.provision(n, provider, say=app.say, total=total, settings=settings or None, role=role,
+                            setup=setup or None, console=app.err)
     from ..cluster import index_ranges
 
     have = len(cluster.nodes())

@@ -34,11 +34,11 @@ def parse_extravars(pairs: tuple[str, ...]) -> dict[str, object]:
 
 
 @click.command()
-@click.argument("playbook")
+@click.argument("playbook", required=False)
 @click.argument("extravars", nargs=-1, metavar="[KEY=VALUE...]")
 @click.option("--limit", "-l", default=None, help="Ansible host pattern, e.g. head or 'demo-[1:3]'.")
 @pass_app
-def run(app: App, playbook: str, extravars: tuple[str, ...], limit: str | None) -> None:
+def run(app: App, playbook: str | None, extravars: tuple[str, ...], limit: str | None) -> None:
     """Run playbooks/PLAYBOOK.yml (or a path to a playbook) against the cluster.
 
     Shows progress (hosts done / total, failures as they happen) and a per-host summary;
@@ -49,6 +49,12 @@ def run(app: App, playbook: str, extravars: tuple[str, ...], limit: str | None) 
       vca run inject pkg=examples/hello
       vca run inject pkg=examples/hello job_env='{"GREETING": "0755"}' restart=true
     """
-    result = app.cluster().run(playbook, parse_extravars(extravars), limit=limit, verbose=app.verbose,
-                               console=app.err)
+    from ..playbook.runner import available_playbooks, resolve_playbook
+
+    if playbook is None:
+        raise UsageError(f"name a playbook: {', '.join(available_playbooks())}, or a path to one")
+    cluster = app.cluster()
+    cluster.state.load()  # an unknown cluster is told first, then an unknown playbook, before any node is listed
+    resolve_playbook(playbook)
+    result = cluster.run(playbook, parse_extravars(extravars), limit=limit, verbose=app.verbose, console=app.err)
     result.raise_for_failures(f"playbook {playbook}")

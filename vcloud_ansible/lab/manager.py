@@ -39,10 +39,12 @@ class Lab:
         return node.guest_running(n)
 
     def create(self, cluster: str, count: int, authorized_key: str, owner: str,
-               say: Say = lambda _m: None) -> list[tuple[LabNode, str]]:
+               say: Say = lambda _m: None, role_of: Callable[[int], str] | None = None
+               ) -> list[tuple[LabNode, str]]:
         """Boot ``count`` new nodes with the next free indexes; returns (node, SSH host key) pairs.
 
-        Either all of them come up or none is left behind.
+        Either all of them come up or none is left behind. ``role_of`` gives the role (head, worker,
+        dev) the registry keeps for a new node's index.
         """
         self.check_host()
         raise_kernel_limits(say)
@@ -60,7 +62,7 @@ class Lab:
         try:
             with self.registry.locked() as data:
                 self._check_owner(nodes_in(data, cluster), cluster, owner)
-                new = self._allocate(data, cluster, count, owner)
+                new = self._allocate(data, cluster, count, owner, role_of)
                 for n in new:
                     put(data, n)
                 netns.claim_bridge(cfg.bridge, cfg.root)
@@ -111,7 +113,8 @@ class Lab:
                 "pick another cluster name, or use VCA_HOME of its owner",
             )
 
-    def _allocate(self, data: dict[str, Any], cluster: str, count: int, owner: str) -> list[LabNode]:
+    def _allocate(self, data: dict[str, Any], cluster: str, count: int, owner: str,
+                  role_of: Callable[[int], str] | None = None) -> list[LabNode]:
         cfg = self.config
         existing = nodes_in(data)
         used = {n.ip for n in existing} | {cfg.gateway}
@@ -131,6 +134,7 @@ class Lab:
             out.append(LabNode(
                 cluster=cluster, index=index, name=name, ip=address, netns=f"vca-{name}",
                 veth=f"vh{tag}", dir=str(cfg.root / "nodes" / name), owner=owner, created=time.time(),
+                role=role_of(index) if role_of else "",
             ))
         return out
 

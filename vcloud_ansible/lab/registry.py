@@ -27,6 +27,7 @@ class LabNode:
     dir: str
     owner: str  # the VCA_HOME that created it: another home may not touch it
     created: float
+    role: str = ""  # head | worker | dev; "" in entries written before roles were kept: by index
 
     @property
     def key(self) -> str:

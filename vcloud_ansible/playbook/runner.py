@@ -62,6 +62,9 @@ ARTIFACTS_KEPT = 10
 """How many runs' artifact folders are kept in ``state_dir/runs``."""
 
 PLAYBOOK_SUFFIXES = (".yml", ".yaml")
+NOT_VERBS = frozenset({"validate"})
+"""Playbooks in playbooks/ that are building blocks of the verbs, not verbs (provider-internal plays
+live in playbooks/internal/, which is never offered)."""
 
 # ssh's ControlPath is ``<dir>/%C``: 40 hex characters, and ssh appends ``.`` + 16 random characters while
 # it sets the master up. A unix socket path has at most 107 bytes: the folder may have 49.
@@ -126,11 +129,11 @@ class RunResult:
 
 
 def available_playbooks() -> list[str]:
-    """Names of the playbooks vca ships (``inject``, ``provision``, ...)."""
+    """Names of the user verbs vca ships as playbooks (``collect``, ``inject``, ``ping``, ``setup``)."""
     folder = paths.playbooks_dir()
     if not folder.is_dir():
         return []
-    return sorted({p.stem for p in folder.iterdir() if p.suffix in PLAYBOOK_SUFFIXES and p.is_file()})
+    return sorted({p.stem for p in folder.iterdir() if p.suffix in PLAYBOOK_SUFFIXES and p.is_file()} - NOT_VERBS)
 
 
 def resolve_playbook(name: str | Path) -> Path:

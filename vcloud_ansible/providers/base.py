@@ -19,8 +19,9 @@ class Provider(Protocol):
     def check(self) -> None:
         """Raise EnvironmentProblem when this machine cannot use the provider."""
 
-    def create(self, state: ClusterState, count: int, say: Say) -> list[Node]:
-        """Create ``count`` nodes with the next free indexes; all of them or none."""
+    def create(self, state: ClusterState, count: int, say: Say, role: str | None = None) -> list[Node]:
+        """Create ``count`` nodes with the next free indexes; all of them or none. ``role``: of every
+        new node, kept with the node (None: node 0 head, others worker)."""
 
     def nodes(self, state: ClusterState) -> list[Node]:
         """The cluster's nodes, read from the provider's source of truth, sorted by index."""

@@ -20,8 +20,9 @@ class LocalProvider:
     def check(self) -> None:
         self.lab.check_host()
 
-    def create(self, state: ClusterState, count: int, say: Say) -> list[Node]:
-        made = self.lab.create(state.name, count, state.public_key(), str(state.home), say)
+    def create(self, state: ClusterState, count: int, say: Say, role: str | None = None) -> list[Node]:
+        made = self.lab.create(state.name, count, state.public_key(), str(state.home), say,
+                               lambda index: role or role_for(index))
         return [self._node(n, running=True, host_key=key) for n, key in made]
 
     def nodes(self, state: ClusterState) -> list[Node]:
@@ -46,7 +47,7 @@ class LocalProvider:
     @staticmethod
     def _node(n: LabNode, running: bool, host_key: str | None = None, supervised: bool | None = None) -> Node:
         return Node(
-            index=n.index, name=n.name, address=n.ip, private_ip=n.ip, role=role_for(n.index),
+            index=n.index, name=n.name, address=n.ip, private_ip=n.ip, role=n.role or role_for(n.index),
             state="running" if running else "down", host_key=host_key,
             details={"created": n.created, "netns": n.netns,
                      "supervised": running if supervised is None else supervised},

@@ -1,6 +1,6 @@
 """The few EC2 calls vca makes from Python: read-only checks before anything is created, listing the
 cluster's instances from their tags, and finding what a teardown left. Launching and terminating
-happen in the provider_ec2 role (playbooks/provision.yml, playbooks/teardown.yml).
+happen in the provider_ec2 role (playbooks/internal/provision.yml, internal/teardown.yml).
 
 Every call goes through ``aws_errors`` so a missing credential, a refused one or an unknown region
 becomes one clear line. The endpoint comes from the AWS chain too (``AWS_ENDPOINT_URL``).

@@ -5,9 +5,10 @@
     vca:expires-at  when it counts as expired (ISO 8601 UTC, or never)
     vca:ssh_host / vca:ssh_port  optional: where SSH reaches the node (bastions, port forwards)
 
-Provisioning runs playbooks/provision.yml (role provider_ec2) after read-only checks; teardown runs
-playbooks/teardown.yml and then verifies that nothing tagged with the cluster remains. Listing the
-nodes is one DescribeInstances call per 1000 instances. Credentials only come from the AWS chain.
+Provisioning runs playbooks/internal/provision.yml (role provider_ec2) after read-only checks;
+teardown runs playbooks/internal/teardown.yml and then verifies that nothing tagged with the cluster
+remains. Listing the nodes is one DescribeInstances call per 1000 instances. Credentials only come
+from the AWS chain.
 """
 
 from __future__ import annotations
@@ -76,12 +77,13 @@ class Ec2Provider:
         return ec2_settings.stored_part(resolved)
 
     # -- the Provider protocol -------------------------------------------------------------------
-    def create(self, state: ClusterState, count: int, say: Say) -> list[Node]:
+    def create(self, state: ClusterState, count: int, say: Say, role: str | None = None) -> list[Node]:
         """Launch ``count`` nodes, then wait until each answers SSH and record its host key.
 
         Nodes that never answer are terminated again: all of them or none. When the cluster had no
         instance before, a failed run also removes the security group, key pair and launch template
         (everything tagged with the cluster), checked; what cannot be removed is named in the error.
+        The ``role`` of the new nodes comes through the per-run ``role`` setting, checked by prepare().
         """
         s, _plan = self._pending_run(state)
         ec2 = ec2_api.client(s.region)
@@ -237,7 +239,8 @@ class Ec2Provider:
         from ...playbook.runner import run_playbook
 
         result = run_playbook(
-            name, inventory=paths.resource_root() / "inventory" / "localhost.yml", state_dir=state.dir,
+            paths.playbooks_dir() / "internal" / f"{name}.yml",
+            inventory=paths.resource_root() / "inventory" / "localhost.yml", state_dir=state.dir,
             extravars=extravars, secret_extravars=secrets, hosts_expected=["localhost"],
             title=f"{name} (ec2)", timeout=PLAYBOOK_TIMEOUT,
         )

@@ -24,13 +24,13 @@ from typing import Any
 import yaml
 
 from ...errors import UsageError
+from ...node import ROLES
 
 # Debian's own AWS account publishes the official Debian AMIs; "amazon" and "self" are trusted too.
 # An AMI found by name from any other owner could be anyone's image with a look-alike name.
 DEFAULT_IMAGE_NAME = "debian-12-amd64-*"
 DEFAULT_IMAGE_OWNERS = "self,amazon,136693071363"
 SSH_VIA = ("public", "private", "tag")
-ROLES = ("head", "worker", "dev")
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")

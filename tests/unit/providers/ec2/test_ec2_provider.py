@@ -48,7 +48,8 @@ def test_inventory_file(state: ClusterState, via: str, host: str) -> None:
     assert compose["ansible_user"] == "'admin'"
     assert compose["ansible_ssh_private_key_file"] == f"'{state.key_path}'"
     assert f"UserKnownHostsFile={state.known_hosts}" in compose["ansible_ssh_common_args"]
-    assert doc["groups"] == {"head": "tags['vca:role'] == 'head'", "workers": "tags['vca:role'] == 'worker'"}
+    assert doc["groups"] == {"head": "tags['vca:role'] == 'head'", "workers": "tags['vca:role'] == 'worker'",
+                             "dev": "tags['vca:role'] == 'dev'"}
 
 
 def test_playbook_variables_are_all_documented_by_the_role(state: ClusterState) -> None:
