@@ -2,7 +2,7 @@
 nodes that have no route off the machine. Its Debian backends come from the host's apt sources.
 
 Two defects made a node's `apt-get update` hang for good on the first parallel use after the proxy
-started. This module works around the proxy's:
+started; the lab works around both:
 
 - apt-cacher-ng 3.7 (Debian 12) compares a volatile file's cache item (InRelease...) against
   ``start time + ResponseFreezeDetectTime`` to decide that it is stuck, and the start time stays 0 until
@@ -12,6 +12,10 @@ started. This module works around the proxy's:
   with cache data" ("Failure to move file ... out of the way ... File exists" in apt-cacher.err).
   A freeze detection time beyond the epoch clock lets concurrent requests share the item, as they
   always do for static files.
+- apt 2.6 (Debian 12) schedules the retry of such a transient failure with a delay, queues it behind
+  items without one, and its run loop then never wakes for it (Launchpad bug 2003851, fixed in apt
+  3.1.3): apt waits forever with no connection open. Nodes retry at once instead, with a network
+  timeout (``node_apt_conf``).
 """
 
 from __future__ import annotations
@@ -40,8 +44,26 @@ PROXY_OPTIONS = {
     "ResponseFreezeDetectTime": str(FREEZE_DETECT_SECONDS),
 }
 
+# Seconds a node's apt waits on a silent connection before it gives up and retries.
+NODE_APT_TIMEOUT = 20
+NODE_APT_RETRIES = 5
+
 # The security archive's backends, from the host's apt sources (see write_config).
 SECURITY_BACKENDS = "backends_debian_security"
+
+
+def node_apt_conf(proxy_url: str) -> str:
+    """The apt settings every lab node gets (/etc/apt/apt.conf.d/01vca-proxy)."""
+    return (
+        "// Written by vca: this lab node reaches Debian's packages only through the lab's apt proxy.\n"
+        f'Acquire::http::Proxy "{proxy_url}";\n'
+        "// A connection silent this long is dropped and the file fetched again.\n"
+        f'Acquire::http::Timeout "{NODE_APT_TIMEOUT}";\n'
+        f'Acquire::Retries "{NODE_APT_RETRIES}";\n'
+        "// Retry at once: apt 2.6 can wait forever on a delayed retry when the other suites' files\n"
+        "// arrived (Launchpad bug 2003851, fixed in apt 3.1.3).\n"
+        'Acquire::Retries::Delay "false";\n'
+    )
 
 
 def _pidfile(root: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The lab's apt proxy configuration (no proxy is started here)."""
+"""The lab's apt proxy configuration and the apt settings its nodes get (no proxy is started here)."""
 
 from __future__ import annotations
 
@@ -66,3 +66,16 @@ def test_items_not_yet_downloading_are_never_taken_for_stuck_ones() -> None:
     assert time.time() + 365 * 86400 < int(options["ResponseFreezeDetectTime"]) <= 2**31 - 1
     assert options["BindAddress"] == "10.0.0.1" and options["Port"] == "3142"
     assert options["CacheDir"] == "/b/cache" and options["LogDir"] == "/b/log"
+
+
+def test_nodes_retry_at_once_and_time_out() -> None:
+    conf = aptproxy.node_apt_conf("http://10.0.0.1:3142")
+    settings = dict(
+        line.rstrip(";").split(" ", 1) for line in conf.splitlines() if line and not line.startswith("//")
+    )
+    assert settings == {
+        "Acquire::http::Proxy": '"http://10.0.0.1:3142"',
+        "Acquire::http::Timeout": '"20"',
+        "Acquire::Retries": '"5"',
+        "Acquire::Retries::Delay": '"false"',
+    }
