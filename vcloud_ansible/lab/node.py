@@ -1,6 +1,7 @@
 """One lab node: an overlay root on the frozen image, personalised before boot (hostname, machine-id,
-its own SSH host key, the cluster's authorized key, resolver and apt proxy), booted by systemd-nspawn
-under the detached supervisor, and removed without leaving a process, mount or loop device behind."""
+its own SSH host key, the cluster's authorized key, resolver, apt proxy and apt retries), booted by
+systemd-nspawn under the detached supervisor, and removed without leaving a process, mount or loop
+device behind."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from ..errors import LabError
-from . import netns
+from . import aptproxy, netns
 from .procs import alive, read_pid, send, wait_gone
 from .registry import LabNode
 
@@ -34,7 +35,7 @@ def personalise(root: Path, node: LabNode, authorized_key: str, gateway: str, ap
     if resolv.is_symlink() or resolv.exists():
         resolv.unlink()
     resolv.write_text(f"nameserver {gateway}\n")
-    (etc / "apt/apt.conf.d/01vca-proxy").write_text(f'Acquire::http::Proxy "{apt_proxy}";\n')
+    (etc / "apt/apt.conf.d/01vca-proxy").write_text(aptproxy.node_apt_conf(apt_proxy))
     ssh_dir = root / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     auth = ssh_dir / "authorized_keys"
