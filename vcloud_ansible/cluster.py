@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
 from .node import IndexRanges, Node
-from .providers import Provider, get_provider
+from .providers import Provider, check_settings, get_provider
 from .providers.base import Configurable, Say, Verifiable
 from .release.inject import STATUS_COMMAND, JobState, reinject_current
 from .remote import access
@@ -146,13 +146,10 @@ class Cluster:
             count = max(0, total - have)
         assert count is not None
         stored = self.spec.settings if existed else {}
+        check_settings(prov.name, settings or {})  # a setting another provider declares, or none does
         if isinstance(prov, Configurable):
             # Checked against the provider before anything is made, here or there.
             to_store = prov.prepare(stored, settings or {}, creating=not existed)
-        elif settings:
-            flags = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(settings))
-            raise UsageError(f"provider '{prov.name}' takes no settings ({flags})",
-                             "those options apply to provider ec2")
         else:
             to_store = stored
         return _ProvisionPlan(prov, existed, count, stored, to_store)
