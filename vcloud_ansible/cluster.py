@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
 from .node import IndexRanges, Node, check_role, for_new_nodes
-from .providers import Provider, get_provider
+from .providers import Provider, check_settings, get_provider
 from .providers.base import Configurable, Say, Verifiable
 from .release.inject import STATUS_COMMAND, JobState, reinject_current
 from .remote import access
@@ -169,15 +169,12 @@ class Cluster:
         plan.count = count
         plan.role = for_new_nodes(self.name, role, count, before)  # refuses a second head
         plan.stored = self.spec.settings if existed else {}
+        check_settings(prov.name, settings)  # a setting another provider declares, or none does
         if isinstance(prov, Configurable):
             # Checked against the provider before anything is made, here or there. The role of the new
             # nodes is one of the provider's per-run settings (ec2: the vca:role tag).
             plan.to_store = prov.prepare(plan.stored, {**settings, **({"role": plan.role} if plan.role else {})},
                                          creating=not existed)
-        elif settings:
-            flags = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(settings))
-            raise UsageError(f"provider '{prov.name}' takes no settings ({flags})",
-                             "those options apply to provider ec2")
         else:
             plan.to_store = plan.stored
         return plan

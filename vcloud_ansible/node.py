@@ -36,6 +36,9 @@ class Node:
         return self.expires_at is not None and now >= self.expires_at
 
 
+ROLES = ("head", "worker", "dev")  # node roles: what a node is for, whatever made it
+
+
 def role_for(index: int) -> str:
     return "head" if index == 0 else "worker"
 

@@ -13,30 +13,36 @@ from rich.table import Table
 
 from ..errors import UsageError
 from ..node import ROLES
-from ..providers import PROVIDERS
-from ..providers.ec2.settings import SETTINGS as EC2_SETTINGS
-from ..providers.ec2.settings import read_spec_file
+from ..providers import PROVIDERS, declared_settings
+from ..providers.settings import by_flag
 from ..setup.settings import split_request
+from ..spec import read_spec
 from ..state import ClusterState, list_clusters
 from .context import App, pass_app
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _ec2_options(fn: F) -> F:
-    """Every ec2 setting as a flag, read from its VCA_EC2_* environment variable when not given."""
-    for s in reversed(EC2_SETTINGS):
-        if s.key == "role":  # every provider's: --role
+SETTING = "setting_"  # the parameter of a provider setting's flag: setting_<key>
+GENERAL_OPTIONS = ("--role",)  # provision options of every provider that a provider also declares (ec2: vca:role)
+
+
+def _provider_options(fn: F) -> F:
+    """Every setting each registered provider declares, as a flag read from its environment variable
+    when not given. Flags come from the declarations only: a new provider needs no edit here."""
+    for flag, same in reversed(by_flag(declared_settings()).items()):
+        if flag in GENERAL_OPTIONS:  # given through the command's own option, for every provider
             continue
-        help_text = f"[ec2] {s.help} (env {s.envvar})"
-        param = "ec2_" + s.key
+        s = same[0]
+        help_text = " ".join(f"[{x.provider}] {x.help_text} (env {x.envvar})" for x in same)
+        envvars = [x.envvar for x in same]
         if s.kind == "bool":
-            option = click.option(f"{s.flag}/--no-{s.flag[2:]}", param, default=None, envvar=s.envvar,
+            option = click.option(f"{flag}/--no-{flag[2:]}", SETTING + s.key, default=None, envvar=envvars,
                                   help=help_text)
         else:
             kind: Any = {"int": int, "choice": click.Choice(s.choices)}.get(s.kind, str)
-            option = click.option(s.flag, param, type=kind, default=None, envvar=s.envvar, metavar=s.metavar,
-                                  multiple=s.kind in ("list", "map"), help=help_text)
+            option = click.option(flag, SETTING + s.key, type=kind, default=None, envvar=envvars,
+                                  metavar=s.metavar, multiple=s.kind in ("list", "map"), help=help_text)
         fn = option(fn)
     return fn
 
@@ -51,18 +57,19 @@ def _ec2_options(fn: F) -> F:
               help="Converge: add only the nodes the cluster lacks to have N in all (never removes any); "
                    "running it again adds nothing.")
 @click.option("--spec", "spec_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="VCA_SPEC", help="Cluster spec file (YAML: provider, nodes, ec2: {settings}); flags and "
-                                      "environment override it (env VCA_SPEC).")
+              envvar="VCA_SPEC", help="Cluster spec file (YAML: provider, nodes, <provider>: {settings}, setup: "
+                                      "{roles}; `vca spec-schema` prints its schema); flags and environment "
+                                      "override it (env VCA_SPEC).")
 @click.option("--role", type=click.Choice(ROLES), default=None,
               help="Node role of the nodes this run adds: head, worker or dev (kept with the node, shown by "
                    "`vca status`, an inventory group). Default: node 0 head, others worker. At most one head.")
 @click.option("--setup", "setup_roles", multiple=True, metavar="ROLE[@ON]",
               help="Name a setup role, applied to nodes once they accept SSH: a name on Ansible's roles path "
                    "or a path to a role folder, on all nodes or @head, @worker, @dev; repeatable. See `vca setup`.")
-@_ec2_options
+@_provider_options
 @pass_app
 def provision(app: App, /, count: str | None, provider: str | None, total: int | None, spec_file: Path | None,
-              role: str | None, setup_roles: tuple[str, ...], **ec2: Any) -> None:
+              role: str | None, setup_roles: tuple[str, ...], **given: Any) -> None:
     """Add N nodes (default 1) to the cluster, creating it on first use.
 
     Running it again adds N more with the next indexes: `vca provision 4; vca provision 2`
@@ -76,18 +83,19 @@ def provision(app: App, /, count: str | None, provider: str | None, total: int |
     Settings are stored with the cluster when it is created; later flags change them for new nodes.
     """
     settings: dict[str, Any] = {}
+    setup: dict[str, list[str]] = {}
     if spec_file is not None:
-        spec_provider, spec_nodes, settings = read_spec_file(spec_file)
-        provider = provider or spec_provider
+        spec = read_spec(spec_file)
+        provider, settings = provider or spec.provider, dict(spec.settings)
+        setup = {on: list(roles) for on, roles in spec.setup.items()}
         if count is None and total is None:
-            total = spec_nodes
-    for key, value in ec2.items():
+            total = spec.total_to_provision()
+    for key, value in given.items():
         if value is not None and value != ():
-            settings[key.removeprefix("ec2_")] = value
+            settings[key.removeprefix(SETTING)] = value
     if count is not None and total is not None:
         raise UsageError("give N or --total, not both", "N adds nodes, --total N converges on N nodes")
     n = _count(count) if count is not None else (None if total is not None else 1)
-    setup: dict[str, list[str]] = {}
     for role_name, on in map(split_request, setup_roles):
         setup.setdefault(on, []).append(role_name)
     cluster = app.cluster()

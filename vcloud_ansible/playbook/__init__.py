@@ -1,1 +1,3 @@
-"""Running playbooks: the ansible-runner wrapper and progress from its event stream."""
+"""Running playbooks: the ansible-runner wrapper (runner), progress from its event stream (progress),
+keeping secrets out of what a run leaves on disk (secrets), stopping Ansible cleanly on Ctrl-C
+(interrupts)."""

@@ -6,46 +6,33 @@ What ends up on disk, and where:
   ``command``, ``rc``, ``status``); the last ``ARTIFACTS_KEPT`` runs are kept. Only run folders may live
   in ``state_dir/runs``: ansible-runner's rotation deletes whatever else is there.
 * ``state_dir/facts/`` - Ansible's fact cache.
-* Nothing else. ansible-runner's ``private_data_dir`` is a fresh 0700 folder in the temp dir, deleted
-  after the run; every extra var (plain and secret: a value given to ``vca run`` may be a password)
-  goes there as a 0600 file passed with ``-e @file``, so the recorded command line holds only its
-  path. Values wrapped in :class:`Verbatim` are written ``!unsafe``: Ansible takes them as text and
-  never templates them.
-
-ansible-runner 2.4 records the whole process environment (``os.environ`` plus ours) in
-``artifacts/<ident>/command``. We rewrite that file before Ansible starts, keeping only the values of
-harmless variables (``ANSIBLE_*``, ``PATH``, ...) and redacting everything else.
+* Nothing else: extra vars travel in a private temp folder and the recorded environment is redacted
+  (playbook/secrets.py). Ctrl-C stops Ansible's workers too (playbook/interrupts.py); the progress
+  display comes from the event stream (playbook/progress.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import re
 import shlex
-import shutil
-import signal
 import sys
-import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import ansible_runner
-import yaml
 from ansible_runner.exceptions import AnsibleRunnerException
 from rich.console import Console
 
 from vcloud_ansible import paths
 from vcloud_ansible.errors import RemoteFailed, UsageError, VcaError
 from vcloud_ansible.paths import control_path_dir
+from vcloud_ansible.playbook.interrupts import Interrupts
 from vcloud_ansible.playbook.progress import HostOutcome, PlaybookProgress, natural_key
+from vcloud_ansible.playbook.secrets import Verbatim, private_data_dir, scrub_command_artifact, scrub_when_running
 
 __all__ = [
     "ARTIFACTS_KEPT",
@@ -65,13 +52,6 @@ PLAYBOOK_SUFFIXES = (".yml", ".yaml")
 NOT_VERBS = frozenset({"validate"})
 """Playbooks in playbooks/ that are building blocks of the verbs, not verbs (provider-internal plays
 live in playbooks/internal/, which is never offered)."""
-
-# ssh's ControlPath is ``<dir>/%C``: 40 hex characters, and ssh appends ``.`` + 16 random characters while
-# it sets the master up. A unix socket path has at most 107 bytes: the folder may have 49.
-_REDACTED = "<redacted>"
-_PUBLIC_ENV_PREFIXES = ("ANSIBLE_", "RUNNER_", "AWX_", "LC_")
-_PUBLIC_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "SHELL", "TERM", "PWD", "TMPDIR"})
-_SECRET_ENV_NAME = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|PRIVATE|AUTH|_KEY$|_KEY_ID$|SESSION")
 
 
 @dataclass
@@ -190,170 +170,6 @@ def ansible_environment(
     return result
 
 
-def _public_env(name: str) -> bool:
-    if _SECRET_ENV_NAME.search(name.upper()):
-        return False
-    return name in _PUBLIC_ENV_NAMES or name.startswith(_PUBLIC_ENV_PREFIXES)
-
-
-def scrub_command_artifact(artifact_dir: Path) -> None:
-    """Redact the environment ansible-runner wrote into ``artifact_dir/command``."""
-    command_file = artifact_dir / "command"
-    try:
-        data = json.loads(command_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    env = data.get("env") if isinstance(data, dict) else None
-    if not isinstance(env, dict):
-        return
-    data["env"] = {k: (v if _public_env(k) else _REDACTED) for k, v in env.items()}
-    tmp = command_file.with_name("command.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, command_file)
-
-
-def _on_status(status_data: Mapping[str, Any], runner_config: Any) -> None:
-    # 'running' comes right after ansible-runner wrote the command file, before Ansible starts.
-    if status_data.get("status") == "running":
-        scrub_command_artifact(Path(runner_config.artifact_dir))
-
-
-# -- private data dir and secrets ------------------------------------------------------------------
-
-
-class Verbatim(str):
-    """An extra var's text that Ansible must take as is, never as a template (``!unsafe``)."""
-
-    __slots__ = ()
-
-
-class _VarsDumper(yaml.SafeDumper):
-    pass
-
-
-_VarsDumper.add_representer(Verbatim, lambda d, v: d.represent_scalar("!unsafe", str(v), style="'"))
-
-
-def _plain(value: object) -> object:
-    """``value`` as the plain types YAML writes (what JSON on the command line took before)."""
-    if isinstance(value, Verbatim) or value is None or type(value) in (str, int, float, bool):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):  # subclasses: a str enum's value, as json.dumps wrote it
-        return str.__str__(value)
-    for kind in (bool, int, float):
-        if isinstance(value, kind):
-            return kind(value)
-    raise TypeError(f"extra var of type {type(value).__name__} cannot be passed to Ansible")
-
-
-def _write_private_vars(path: Path, data: Mapping[str, object]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        yaml.dump(_plain(data), f, Dumper=_VarsDumper, allow_unicode=True, sort_keys=False)
-
-
-def _write_private_json(path: Path, data: Mapping[str, object]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-
-
-@contextlib.contextmanager
-def _private_data_dir(extravars: Mapping[str, object] | None) -> Iterator[tuple[Path, Path | None]]:
-    """A fresh 0700 folder outside the state dir for ansible-runner, and the extra vars file in it."""
-    folder = Path(tempfile.mkdtemp(prefix="vca-run-"))
-    try:
-        # ansible-runner takes settings only from this file (a settings= argument is dropped when the
-        # file is missing). pexpect_timeout is how often it polls the cancel callback: Ctrl-C within 1 s.
-        (folder / "env").mkdir(mode=0o700)
-        _write_private_json(folder / "env" / "settings", {"pexpect_timeout": 1})
-        vars_file = None
-        if extravars:
-            vars_file = folder / "extra-vars.yml"
-            _write_private_vars(vars_file, extravars)
-        yield folder, vars_file
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-# -- signals ---------------------------------------------------------------------------------------
-
-
-def _ansible_children() -> list[int]:
-    """Our child ``ansible-playbook`` processes (Linux /proc; elsewhere none are found)."""
-    me, found = os.getpid(), []
-    try:
-        entries = [e for e in os.listdir("/proc") if e.isdigit()]
-    except OSError:
-        return []
-    for entry in entries:
-        try:
-            stat = Path("/proc", entry, "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) != me:
-                continue
-            argv = Path("/proc", entry, "cmdline").read_bytes().split(b"\0")[:2]
-        except (OSError, ValueError, IndexError):
-            continue
-        if any(arg.endswith(b"ansible-playbook") for arg in argv):
-            found.append(int(entry))
-    return found
-
-
-class _Interrupts:
-    """Catch SIGINT/SIGTERM during the run, stop Ansible cleanly, then re-deliver the signal to the caller.
-
-    ansible-runner cancels by SIGKILLing ansible-playbook's process group, which misses Ansible's workers
-    (each runs in its own session): their commands and ssh connections would live on. So the signal is
-    first passed on to ansible-playbook, which stops its workers and exits; only if it is still there
-    after ``GRACE`` seconds does ansible-runner kill it. ansible-runner's own handler, installed when no
-    cancel callback is given, would also stay installed for good and swallow every later Ctrl-C.
-    """
-
-    GRACE = 5.0
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
-        self._forwarded_at: float | None = None
-
-    def should_cancel(self) -> bool:
-        """ansible-runner's cancel callback, polled about once a second."""
-        if self.received is None:
-            return False
-        if self._forwarded_at is None:
-            self._forwarded_at = time.monotonic()
-            for pid in _ansible_children():
-                with contextlib.suppress(OSError):
-                    os.kill(pid, self.received)
-            return False
-        return time.monotonic() - self._forwarded_at > self.GRACE
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        self.received = signum
-
-    def __enter__(self) -> _Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self._SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            if handler is not None:  # None: installed outside Python, cannot be restored
-                signal.signal(sig, handler)
-
-    def redeliver(self) -> None:
-        if self.received is not None:
-            signal.raise_signal(self.received)
-
-
 # -- running ---------------------------------------------------------------------------------------
 
 
@@ -414,7 +230,7 @@ def run_playbook(
     console = console or Console(stderr=True)
     progress = PlaybookProgress(console, title or path.stem, hosts_expected, verbose=verbose > 0)
     all_vars = {**(extravars or {}), **(secret_extravars or {})}
-    with _private_data_dir(all_vars) as (private_dir, vars_file), _Interrupts() as interrupts:
+    with private_data_dir(all_vars) as (private_dir, vars_file), Interrupts() as interrupts:
         cmdline = [*inv_args, *(["-e", f"@{vars_file}"] if vars_file else [])]
         with progress:
             runner = _run(
@@ -457,7 +273,7 @@ def _run(**kwargs: Any) -> Any:
         suppress_env_files=True,
         # never print Ansible's output itself: progress.handle shows it on the console when verbose
         quiet=True,
-        status_handler=_on_status,
+        status_handler=scrub_when_running,
     )
     try:
         return ansible_runner.run(**kwargs)

@@ -1,20 +1,24 @@
-"""What every provider offers: create nodes with the next free indexes, list them from its source of
-truth, destroy some or all, and describe them for Ansible."""
+"""What every provider offers: its declared settings, create nodes with the next free indexes, list
+them from its source of truth, destroy some or all, and describe them for Ansible."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..node import Node
 from ..state import ClusterState
+from .settings import Setting
 
 Say = Callable[[str], None]
 
 
 class Provider(Protocol):
-    name: str
+    name: ClassVar[str]
+    # Declared once: the `vca provision` flags, environment variables and spec file section come from
+    # here. A provider that declares settings is Configurable (it checks and stores them).
+    settings: ClassVar[tuple[Setting, ...]]
 
     def check(self) -> None:
         """Raise EnvironmentProblem when this machine cannot use the provider."""

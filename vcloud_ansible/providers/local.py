@@ -9,10 +9,13 @@ from ..lab.registry import LabNode
 from ..node import Node, role_for
 from ..state import ClusterState
 from .base import Say
+from .settings import Setting
 
 
 class LocalProvider:
     name = "local"
+    # The lab's own configuration (VCA_LAB_*: bridge, subnet, folders) is machine-wide, not per cluster.
+    settings: tuple[Setting, ...] = ()
 
     def __init__(self, lab: Lab | None = None) -> None:
         self.lab = lab or Lab()

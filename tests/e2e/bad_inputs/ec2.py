@@ -1,6 +1,6 @@
 """Refused inputs of provider ec2 (`vca provision --provider ec2`): each ends in one line, changes
 nothing on this machine and makes nothing in EC2. Proved one by one in tests/e2e/test_ec2.py and
-tests/unit/test_ec2_settings.py as well."""
+tests/unit/providers/ec2/test_ec2_settings.py and tests/unit/test_spec.py as well."""
 
 from __future__ import annotations
 

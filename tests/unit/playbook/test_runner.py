@@ -402,7 +402,7 @@ def test_extra_vars_stay_out_of_runs(tmp_path: Path, inventory: Path, state_dir:
 def test_extra_vars_file_keeps_types() -> None:
     import enum
 
-    from vcloud_ansible.playbook.runner import Verbatim, _plain
+    from vcloud_ansible.playbook.secrets import Verbatim, _plain
 
     class Color(enum.StrEnum):
         RED = "red"

@@ -36,7 +36,7 @@ from ..base import Say
 from . import api as ec2_api
 from . import settings as ec2_settings
 from .api import Instance, Plan
-from .settings import Ec2Settings, parse_ports
+from .settings import SETTINGS, Ec2Settings, parse_ports
 from .ssh import HostKeys, learn_host_keys, ssh_target
 
 INVENTORY_NAME = "inventory.aws_ec2.yml"  # the aws_ec2 plugin only reads files ending in aws_ec2.yml
@@ -47,6 +47,7 @@ EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # of the vca:expires-at tag (UTC)
 
 class Ec2Provider:
     name = "ec2"
+    settings = SETTINGS
 
     def __init__(self) -> None:
         # Set by prepare(): the settings and checked plan of the coming create().

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from vcloud_ansible.providers.ec2.settings import (
     Ec2Settings,
     parse_lifetime,
     parse_ports,
-    read_spec_file,
     resolve,
     stored_part,
 )
@@ -107,20 +105,6 @@ def test_ports_and_lifetimes() -> None:
     assert parse_lifetime("0") is None and parse_lifetime("never") is None
 
 
-def test_spec_file(tmp_path: Path) -> None:
-    spec = tmp_path / "cluster.yml"
-    spec.write_text("provider: ec2\nnodes: 4\nec2:\n  region: eu-west-1\n  tags: {team: x}\n")
-    assert read_spec_file(spec) == ("ec2", 4, {"region": "eu-west-1", "tags": {"team": "x"}})
-    spec.write_text("provider: ec2\nsize: 4\n")
-    with pytest.raises(UsageError, match="unknown key size"):
-        read_spec_file(spec)
-    spec.write_text("ec2: [1, 2\n")
-    with pytest.raises(UsageError, match="not valid YAML"):
-        read_spec_file(spec)
-    with pytest.raises(UsageError, match="cannot read spec file"):
-        read_spec_file(tmp_path / "missing.yml")
-
-
 def test_lifetimes_beyond_a_year_are_refused() -> None:
     assert parse_lifetime("365d") == 365 * 86400
     for text in ("366d", "99999999999d", "9000h"):
@@ -130,23 +114,10 @@ def test_lifetimes_beyond_a_year_are_refused() -> None:
         resolve({}, {"region": "eu-west-1", "lifetime": "99999999999d"}, creating=True)
 
 
-def test_spec_files_that_are_not_short_yaml_texts(tmp_path: Path) -> None:
-    binary = tmp_path / "bin.yml"
-    binary.write_bytes(bytes(range(256)))
-    with pytest.raises(UsageError, match="is not a YAML text file"):
-        read_spec_file(binary)
-    binary.write_text("provider: ec2\x00\x01\n")  # valid UTF-8, still not text
-    with pytest.raises(UsageError, match="is not a YAML text file"):
-        read_spec_file(binary)
-    big = tmp_path / "big.yml"
-    big.write_text("#" * (1 << 20) + "\n")
-    with pytest.raises(UsageError, match="is larger than 1 MiB"):
-        read_spec_file(big)
-    with pytest.raises(UsageError, match="spec file /dev/zero is not a regular file"):
-        read_spec_file(Path("/dev/zero"))
-    with pytest.raises(UsageError, match="is not a regular file"):
-        read_spec_file(tmp_path)
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    with pytest.raises(UsageError, match="is not a regular file"):  # and does not wait for a writer
-        read_spec_file(fifo)
+def test_defaults_come_from_the_declarations() -> None:
+    from vcloud_ansible.providers.ec2.settings import DEFAULTS
+
+    assert DEFAULTS == {"instance_type": "t3.micro", "user": "admin", "ssh_via": "public", "lifetime": "24h",
+                        "spot": False, "ssh_timeout": 300, "tags": {}, "ssh_cidrs": [], "open_ports": []}
+    assert BY_KEY["lifetime"].help_text.endswith("0 for never. Default: 24h.")
+    assert BY_KEY["role"].choices == ("head", "worker", "dev") and not BY_KEY["role"].stored
