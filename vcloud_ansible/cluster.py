@@ -152,7 +152,8 @@ class Cluster:
 
     def _access_current(self, nodes: list[Node]) -> bool:
         try:
-            if self.state.ssh_config_path.read_text() != access.render_ssh_config(self.state, nodes):
+            if (self.state.ssh_config_path.read_text() != access.render_ssh_config(self.state, nodes)
+                    or self.state.inventory_path.read_text() != access.render_inventory(self.state, nodes)):
                 return False
             known = set(self.state.known_hosts.read_text().splitlines())
         except OSError:
