@@ -55,3 +55,20 @@ def test_readme_example_runs_end_to_end(cluster_name: str, tmp_path: Path, monke
 
     assert not Cluster(cluster_name).exists()
     assert host_leftovers(cluster_name) == []
+
+
+def test_logs_text_and_follow(cluster_name: str) -> None:
+    from vcloud_ansible import Cluster
+
+    c = Cluster(cluster_name)
+    c.provision(1)
+    try:
+        c.inject(REPO / "examples" / "hello", env={"HELLO_SLEEP": "1"}).raise_for_failures()
+        c.wait(timeout=120, interval=0.5)
+        assert "hello from node 0 of 1" in c.logs(0)
+        lines = c.logs(0, tail=5, follow=True)
+        assert next(lines) == "hello from node 0 of 1"
+        lines.close()  # ends the remote tail
+    finally:
+        c.teardown()
+    assert host_leftovers(cluster_name) == []
