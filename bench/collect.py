@@ -1,4 +1,5 @@
-"""Benchmark: `vca collect` against parallel `scp -r` (one per node, fresh connections, all at once).
+"""Benchmark: `Cluster.collect` (what `vca collect` runs) against parallel `scp -r` (one per node, fresh
+connections, all at once).
 
 Provisions its own lab cluster (8 nodes by default) under a VCA_HOME of its own, writes 100 MB of
 incompressible data spread over many files (from /dev/urandom on the nodes), then times both ways of
@@ -26,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import isolated_lab, write_results
 
+from vcloud_ansible import Cluster, VcaError
+
 REMOTE = "/root/bench-results"
 
 
@@ -38,8 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compression", default="auto", help="vca collect --compression (default: auto)")
     args = ap.parse_args(argv)
     with isolated_lab("collect") as home:
-        from vcloud_ansible.cluster import Cluster
-
         cluster = Cluster("bcol")
         cluster.provision(args.nodes)
         file_size = args.mb * (1 << 20) // args.nodes // args.files
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_data(cluster: Any, files: int, size: int) -> None:
+def write_data(cluster: Cluster, files: int, size: int) -> None:
     cmd = (f"rm -rf {REMOTE} && mkdir -p {REMOTE}/sub && cd {REMOTE} && i=0; while [ $i -lt {files} ]; do "
            f"d=.; [ $((i % 4)) = 0 ] && d=sub; head -c {size} /dev/urandom > $d/f$i.bin; i=$((i+1)); done")
     bad = [r for r in cluster.exec(cmd, timeout=300) if r.rc != 0]
@@ -60,7 +61,7 @@ def write_data(cluster: Any, files: int, size: int) -> None:
         raise SystemExit(f"writing data failed on {bad[0].node.name}: {bad[0].stderr}")
 
 
-def close_masters(cluster: Any) -> None:
+def close_masters(cluster: Cluster) -> None:
     """Close the SSH control masters of the cluster's nodes, so the next run starts cold."""
     cfg = str(cluster.state.ssh_config_path)
     procs = [subprocess.Popen(["ssh", "-F", cfg, "-O", "exit", n.name], stdout=subprocess.DEVNULL,
@@ -69,18 +70,17 @@ def close_masters(cluster: Any) -> None:
         p.wait()
 
 
-def run_vca(cluster: Any, dest: Path, compression: str) -> float:
+def run_vca(cluster: Cluster, dest: Path, compression: str) -> float:
     close_masters(cluster)
     t = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "vcloud_ansible.cli.main", "-c", cluster.name, "collect",
-                          "--compression", compression, REMOTE, str(dest)], capture_output=True, text=True, check=False)
-    took = time.monotonic() - t
-    if res.returncode != 0:
-        raise SystemExit(f"vca collect failed:\n{res.stderr}")
-    return took
+    try:
+        cluster.collect(REMOTE, dest, compression=compression)
+    except VcaError as exc:
+        raise SystemExit(f"vca collect failed: {exc.one_line()}") from None
+    return time.monotonic() - t
 
 
-def run_scp(cluster: Any, dest: Path) -> float:
+def run_scp(cluster: Cluster, dest: Path) -> float:
     cfg = str(cluster.state.ssh_config_path)
     dest.mkdir(parents=True)
     nodes = cluster.nodes()
@@ -98,13 +98,13 @@ def count_files(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*.bin") if p.is_file())
 
 
-def measure(cluster: Any, home: Path, runs: int, expected: int, compression: str) -> dict[str, list[float]]:
+def measure(cluster: Cluster, home: Path, runs: int, expected: int, compression: str) -> dict[str, list[float]]:
     """Each run starts from the same state: earlier runs' files written back to disk (sync), and none
     deleted just before (ext4 without a journal, as here, searches past recently deleted inodes when it
     creates files, which charged one method for the other's clean-up). Outputs go at the end."""
     rows: dict[str, list[float]] = {"vca collect": [], "parallel scp -r": []}
     for i in range(runs):
-        methods: list[tuple[str, Callable[[Any, Path], float]]] = [
+        methods: list[tuple[str, Callable[[Cluster, Path], float]]] = [
             ("vca collect", functools.partial(run_vca, compression=compression)), ("parallel scp -r", run_scp)]
         for name, fn in methods:
             dest = home / f"out-{name.split()[0]}-{i}"

@@ -10,8 +10,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -52,14 +50,6 @@ def timed(fn: Callable[[], Any]) -> float:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
-
-
-def vca_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run([sys.executable, "-m", "vcloud_ansible.cli.main", *args], capture_output=True,
-                         text=True, check=False)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"vca {' '.join(args)} failed ({res.returncode}): {res.stderr[-2000:]}")
-    return res
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -1,6 +1,6 @@
 """Fan-out: inject + launch of the same tarball (1 MB and 50 MB, incompressible) to 1, 4, 8 and 16
-lab nodes: `vca inject` against the old way, parallel scp + ssh with fresh connections per node
-(what the bash scripts did, run in parallel). Same lab, same run; medians and the ratio.
+lab nodes: `Cluster.inject` (what `vca inject` runs) against the old way, parallel scp + ssh with fresh
+connections per node (what the bash scripts did, run in parallel). Same lab, same run; medians and the ratio.
 Target: vca at most 1.5x the baseline at 16 nodes, for both sizes.
 
 Both sides start cold: no SSH master connection is open, and nodes hold no copy of the release.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import isolated_lab, median, table, timed, vca_cli, write_results
+from common import isolated_lab, median, table, timed, write_results
 
-from vcloud_ansible.cluster import Cluster
+from vcloud_ansible import Cluster
 
 TARGET_RATIO = 1.5
 LAUNCH = "#!/bin/sh\necho started > started.txt\n"
@@ -66,6 +66,10 @@ def baseline(c: Cluster, names: list[str], tarball: Path) -> None:
         list(pool.map(one, names))
 
 
+def inject(c: Cluster, tarball: Path, indexes: list[int]) -> None:
+    c.inject(tarball, nodes=indexes).raise_for_failures()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
@@ -83,17 +87,16 @@ def main() -> None:
             for n in counts:
                 idx = list(range(n))
                 names = [f"{CLUSTER}-{i}" for i in idx]
-                node_args = [a for i in idx for a in ("--node", str(i))]
                 base_t: list[float] = []
                 vca_t: list[float] = []
                 for _ in range(args.repeat):
                     reset_nodes(c, idx)
                     close_masters(c, names)
-                    tb, argv = tarballs[mb], ["-c", CLUSTER, "inject", str(tarballs[mb]), *node_args]
+                    tb = tarballs[mb]
                     base_t.append(timed(lambda names=names, tb=tb: baseline(c, names, tb)))  # type: ignore[misc]
                     reset_nodes(c, idx)
                     close_masters(c, names)
-                    vca_t.append(timed(lambda argv=argv: vca_cli(*argv)))  # type: ignore[misc]
+                    vca_t.append(timed(lambda tb=tb, idx=idx: inject(c, tb, idx)))  # type: ignore[misc]
                 row = {"size_mb": mb, "nodes": n, "baseline_s": base_t, "vca_s": vca_t,
                        "ratio": median(vca_t) / median(base_t)}
                 results.append(row)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import isolated_lab, median, table, timed, write_results
 
-from vcloud_ansible.cluster import Cluster
+from vcloud_ansible import Cluster
 from vcloud_ansible.lab import netns
 from vcloud_ansible.lab.image import ImageRecipe, ensure_image
 from vcloud_ansible.lab.manager import Lab

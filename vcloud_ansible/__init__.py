@@ -1,3 +1,67 @@
-"""vca: named clusters of machines that run your code, built on Ansible."""
+"""vca: named clusters of machines that run your code, built on Ansible.
+
+The whole Python API is ``from vcloud_ansible import Cluster``: every verb of the ``vca`` command is a
+method of it, with typed results and the exceptions below (all are ``VcaError``; ``one_line()`` is
+what the CLI prints). ``import vcloud_ansible`` stays cheap: the classes load when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ClusterNotFound,
+    EnvironmentProblem,
+    LabError,
+    NodeNotFound,
+    ProviderError,
+    RemoteFailed,
+    UsageError,
+    VcaError,
+)
+
+if TYPE_CHECKING:
+    from .cluster import Cluster, NodeStatus, TeardownResult, WaitResult
+    from .node import Node
+    from .playbook.runner import RunResult
+    from .release.transport import InjectResult
+    from .remote.ssh import ExecResult
 
 __version__ = "0.1.0"
+
+# name -> module that defines it, imported on first use
+_LAZY = {
+    "Cluster": "cluster", "NodeStatus": "cluster", "TeardownResult": "cluster", "WaitResult": "cluster",
+    "Node": "node", "RunResult": "playbook.runner", "InjectResult": "release.transport",
+    "ExecResult": "remote.ssh",
+}
+
+__all__ = [
+    "Cluster",
+    "ClusterNotFound",
+    "EnvironmentProblem",
+    "ExecResult",
+    "InjectResult",
+    "LabError",
+    "Node",
+    "NodeNotFound",
+    "NodeStatus",
+    "ProviderError",
+    "RemoteFailed",
+    "RunResult",
+    "TeardownResult",
+    "UsageError",
+    "VcaError",
+    "WaitResult",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

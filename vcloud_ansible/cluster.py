@@ -1,33 +1,51 @@
-"""The Python API: one named cluster and what can be done with it.
+"""Cluster: one named cluster and every verb vca has for it. The facade the CLI and Python users share.
 
-    from vcloud_ansible.cluster import Cluster
+    from vcloud_ansible import Cluster
     c = Cluster("demo")
-    c.provision(4)                        # nodes 0-3 (local lab by default)
-    for r in c.exec("hostname"): print(r.node.index, r.stdout)
-    c.run("inject", {"pkg": "examples/hello"})
+    c.provision(4)                            # nodes 0-3 (local lab by default)
+    c.inject("examples/hello", env={"GREETING": "hi"}).raise_for_failures()
+    c.wait()                                  # until no job runs; raises when one failed
+    c.collect("result.txt", "results/")       # results/demo-0/result.txt, ...
     c.teardown()
+
+Capability code (release/, collect/, remote/, playbook/, providers/) takes the cluster's state and node
+lists; this module lists the nodes, holds the cluster's lock and calls it. Reading nodes has no side
+effects: the access files (inventory, ssh_config, known_hosts) are written where membership changes
+(provision, its rollback, a teardown that could not finish) and by ``refresh_access``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
 from .node import IndexRanges, Node, check_role, for_new_nodes
 from .providers import Provider, check_settings, get_provider
 from .providers.base import Configurable, Say, Verifiable
-from .release.inject import STATUS_COMMAND, JobState, reinject_current
+from .release.inject import (
+    STATUS_COMMAND,
+    JobState,
+    job_options,
+    logs_command,
+    reinject_current,
+    stop_command,
+    tmux_attach_command,
+)
 from .remote import access
 from .remote import ssh as sshexec
-from .state import ClusterSpec, ClusterState, current_cluster_name
+from .state import ClusterRecord, ClusterState, current_cluster_name
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .collect.plan import NodeOutcome
     from .playbook.runner import RunResult
+    from .release.transport import InjectResult, NodeInject
     from .setup.stage import SetupRun
 
 DEFAULT_PROVIDER = "local"
@@ -43,6 +61,23 @@ class NodeStatus:
     state: str  # up | unreachable | down | <provider state>
     uptime: float | None  # seconds since the node's init started, as the node reports it
     job: JobState | None = None  # release and job, as the node's agent reports them
+
+
+@dataclass
+class WaitResult:
+    """Every job finished well (``Cluster.wait``): the nodes as last seen, and how long it took."""
+
+    nodes: list[NodeStatus]
+    seconds: float
+
+
+@dataclass
+class TeardownResult:
+    """What ``Cluster.teardown`` removed. ``existed``: False when there was no cluster to tear down
+    (never made, or torn down by another command meanwhile)."""
+
+    removed: list[Node] = field(default_factory=list)
+    existed: bool = True
 
 
 @dataclass
@@ -66,24 +101,23 @@ class Cluster:
         self.state = ClusterState(current_cluster_name(name), home)
         self.name = self.state.name
 
-    # -- spec and provider ---------------------------------------------------------------------
+    # -- record and provider -------------------------------------------------------------------
     @property
-    def spec(self) -> ClusterSpec:
+    def record(self) -> ClusterRecord:
+        """What vca keeps of the cluster: provider and settings. Raises ClusterNotFound."""
         return self.state.load()
 
     @property
     def provider(self) -> Provider:
-        return get_provider(self.spec.provider)
+        return get_provider(self.record.provider)
 
     def exists(self) -> bool:
         return self.state.exists()
 
     # -- nodes ---------------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
-        """The nodes as the provider sees them now; refreshes inventory and ssh_config."""
-        nodes = self.provider.nodes(self.state)
-        access.write_access_files(self.state, nodes)
-        return nodes
+        """The nodes as the provider sees them now, sorted by index. Writes nothing."""
+        return self.provider.nodes(self.state)
 
     def select(self, indexes: Sequence[int] | None = None, nodes: list[Node] | None = None) -> list[Node]:
         """The nodes with these indexes (all when none); ``nodes``: the cluster's, when already listed."""
@@ -104,18 +138,47 @@ class Cluster:
             )
         return [by_index[i] for i in dict.fromkeys(indexes)]
 
-    # -- verbs ---------------------------------------------------------------------------------
+    def refresh_access(self, nodes: list[Node] | None = None) -> list[Node]:
+        """Write inventory.yml, ssh_config and known_hosts for ``nodes`` (default: as listed now), for
+        the commands that hand them to ssh, Ansible or the user. Returns the nodes."""
+        nodes = self.nodes() if nodes is None else nodes
+        access.write_access_files(self.state, nodes)
+        return nodes
+
+    def _reach(self) -> list[Node]:
+        """The nodes, for a verb that connects to them over SSH (through ssh_config). The access files
+        are rewritten only when they no longer match the listing: with the lab, membership changes only
+        through vca, so they always match; on ec2 the cloud can change underneath (a stopped node started
+        again has a new address, a node removed by hand or by its expiry guard)."""
+        nodes = self.nodes()
+        if not self._access_current(nodes):
+            access.write_access_files(self.state, nodes)
+        return nodes
+
+    def _access_current(self, nodes: list[Node]) -> bool:
+        try:
+            if (self.state.ssh_config_path.read_text() != access.render_ssh_config(self.state, nodes)
+                    or self.state.inventory_path.read_text() != access.render_inventory(self.state, nodes)):
+                return False
+            known = set(self.state.known_hosts.read_text().splitlines())
+        except OSError:
+            return False
+        return all(f"{access.known_host_pattern(n)} {n.host_key}" in known for n in nodes if n.host_key)
+
+    # -- making and removing nodes -------------------------------------------------------------
     def provision(self, count: int | None = 1, provider: str | None = None, say: Say = _quiet, *,
                   total: int | None = None, settings: dict[str, Any] | None = None, role: str | None = None,
                   setup: Mapping[str, Sequence[str]] | None = None, console: Console | None = None) -> list[Node]:
-        """Add ``count`` nodes with the next free indexes (creating the cluster on first use).
+        """Add ``count`` nodes with the next free indexes (creating the cluster on first use); returns
+        them once they accept SSH.
 
         With ``total``, converge instead: add only the nodes the cluster lacks to have ``total``
         (never removes any), so running it again adds nothing. ``settings`` override the provider
         settings stored with the cluster (provider ec2: region, image, ...). ``role``: of the new
         nodes, head, worker or dev (default: node 0 head, others worker; at most one head).
         ``setup`` names setup roles ({"all"|"head"|"worker"|"dev": [role, ...]}); the new nodes get
-        the cluster's setup roles once they accept SSH, before anything else reaches them.
+        the cluster's setup roles once they accept SSH, before anything else reaches them. Nodes added
+        to a cluster that runs a release receive it and start it.
         """
         if total is not None and total < 1:
             raise UsageError(f"--total must be at least 1, got {total}")
@@ -141,16 +204,16 @@ class Cluster:
         from .setup import settings as setup_settings  # here, not at the top: every command imports cluster
 
         existed = self.exists()
-        setup_before = self.spec.setup if existed else {}
+        setup_before = self.record.setup if existed else {}
         setup_after = setup_settings.merged(setup_before, setup)  # every role checked before anything is made
         if existed:
-            spec = self.spec
-            if provider and provider != spec.provider:
+            record = self.record
+            if provider and provider != record.provider:
                 raise UsageError(
-                    f"cluster '{self.name}' uses provider '{spec.provider}', not '{provider}'",
+                    f"cluster '{self.name}' uses provider '{record.provider}', not '{provider}'",
                     "leave out --provider, or pick another cluster name with -c",
                 )
-            prov = get_provider(spec.provider)
+            prov = get_provider(record.provider)
         else:
             prov = get_provider(provider or DEFAULT_PROVIDER)
         prov.check()
@@ -168,7 +231,7 @@ class Cluster:
         assert count is not None
         plan.count = count
         plan.role = for_new_nodes(self.name, role, count, before)  # refuses a second head
-        plan.stored = self.spec.settings if existed else {}
+        plan.stored = self.record.settings if existed else {}
         check_settings(prov.name, settings)  # a setting another provider declares, or none does
         if isinstance(prov, Configurable):
             # Checked against the provider before anything is made, here or there. The role of the new
@@ -184,7 +247,7 @@ class Cluster:
         if not existed:
             self.state.create(prov.name, to_store)
         elif to_store != stored:
-            self.state.save(ClusterSpec(**{**asdict(self.spec), "settings": to_store}))
+            self.state.save(ClusterRecord(**{**asdict(self.record), "settings": to_store}))
         try:
             new = prov.create(self.state, count, say, plan.role)
         except BaseException:
@@ -195,7 +258,7 @@ class Cluster:
             for n in new:  # the host keys learnt at creation
                 if n.index in current:
                     current[n.index].host_key = n.host_key
-            access.write_access_files(self.state, sorted(current.values(), key=lambda n: n.index))
+            every = self.refresh_access(sorted(current.values(), key=lambda n: n.index))
             if new:
                 say(f"waiting for SSH on {len(new)} node{'s' if len(new) != 1 else ''}")
             sshexec.wait_ready(self.state, new)
@@ -204,12 +267,12 @@ class Cluster:
                 say(f"interrupted: removing the {len(new)} new node{'s' if len(new) != 1 else ''}")
             prov.destroy(self.state, [n.index for n in new], say)
             if not self._forget_if_new_and_empty(prov, existed):
-                self.nodes()  # the access files without the removed nodes
+                self.refresh_access()  # the access files without the removed nodes
             raise
         # The setup stage, on the new nodes only; a failed role leaves them in place for `vca setup`.
         self._setup_new_nodes(new, plan, say, console)
         if existed and new:  # nodes added after an inject get the release the cluster runs and start it
-            self._grow(new, say)
+            self._grow(every, new, say)
         return new
 
     def _setup_new_nodes(self, new: list[Node], plan: _ProvisionPlan, say: Say, console: Console | None) -> None:
@@ -218,13 +281,13 @@ class Cluster:
         from .setup import stage as setup_stage
 
         if plan.setup_after != plan.setup_before:
-            self.state.save(replace(self.spec, setup=plan.setup_after))
+            self.state.save(replace(self.record, setup=plan.setup_after))
         setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), plan.setup_after, new,
                                     plan.before, setup_settings.added(plan.setup_before, plan.setup_after), say,
                                     console)
 
-    def _grow(self, new: list[Node], say: Say) -> None:
-        growth = reinject_current(self, new)
+    def _grow(self, every: list[Node], new: list[Node], say: Say) -> None:
+        growth = reinject_current(self.state, every, new)
         names = index_ranges(sorted(n.index for n in new))
         which = f"node{'s' if len(new) != 1 else ''} {names}"
         if growth.result is not None:
@@ -255,20 +318,21 @@ class Cluster:
         except VcaError:
             return True
 
-    def teardown(self, say: Say = _quiet) -> list[Node]:
-        """Remove every node and forget the cluster. Idempotent: a teardown that waited for another one
-        finds nothing left and returns no nodes."""
+    def teardown(self, say: Say = _quiet) -> TeardownResult:
+        """Remove every node and forget the cluster, holding its lock. Idempotent: a teardown that
+        waited for another one finds nothing left (``existed`` False)."""
         if not self.exists():
-            return []
+            return TeardownResult(existed=False)
         with self.state.lock("teardown", say):
             if not self.exists():
-                return []
-            return self._teardown(say)
+                return TeardownResult(existed=False)
+            return TeardownResult(self._teardown(say))
 
     def _teardown(self, say: Say) -> list[Node]:
         gone = self.provider.destroy(self.state, None, say)
         left = self.provider.nodes(self.state)
         if left:
+            self.refresh_access(left)  # the access files name what is left, for the next try
             raise VcaError(
                 f"teardown left {len(left)} node(s) of '{self.name}': {', '.join(n.name for n in left)}",
                 "run `vca teardown` again; see `vca status`",
@@ -304,8 +368,10 @@ class Cluster:
         self.state.forget()
         return True
 
+    # -- looking at nodes and running commands -------------------------------------------------
     def status(self) -> list[NodeStatus]:
-        nodes = self.nodes()
+        """Every node with its state as probed over SSH (one round trip each), uptime and job."""
+        nodes = self._reach()
         live = [n for n in nodes if n.state == "running"]
         command = f"ps -o etimes= -p 1; {STATUS_COMMAND}"
         probe = {r.node.index: r for r in sshexec.run_all(self.state, live, command, timeout=15)}
@@ -323,27 +389,100 @@ class Cluster:
 
     def exec(self, command: str, indexes: Sequence[int] | None = None,
              timeout: float | None = None) -> list[sshexec.ExecResult]:
-        return sshexec.run_all(self.state, self.select(indexes), command, timeout)
+        """``command`` on the nodes (all, or ``indexes``) at once; results in node order."""
+        return sshexec.run_all(self.state, self.select(indexes, self._reach()), command, timeout)
 
     def run(self, playbook: str | Path, extravars: dict[str, Any] | None = None, *,
             limit: str | None = None, verbose: int = 0, console: Console | None = None) -> RunResult:
+        """Run playbooks/PLAYBOOK.yml (or a path) against the cluster through ansible-runner."""
         from .playbook.runner import run_playbook
 
         self.state.load()  # an unknown cluster is refused before its lock file is made
         with self.state.lock(f"run {Path(playbook).name}"):
-            nodes = self.nodes()
+            nodes = self.refresh_access()  # Ansible reads the inventory and ssh options from them
             if not nodes:
                 raise UsageError(f"cluster '{self.name}' has no nodes", "add some with `vca provision N`")
             return run_playbook(
-                playbook, inventory=self.inventory_path(refresh=False), state_dir=self.state.dir,
+                playbook, inventory=self._inventory(), state_dir=self.state.dir,
                 extravars={"vca_cluster": self.name, **(extravars or {})}, limit=limit, verbose=verbose,
                 hosts_expected=[n.name for n in nodes], console=console,
             )
 
-    def stop(self, grace: int, indexes: Sequence[int] | None = None) -> list[sshexec.ExecResult]:
-        """Stop the jobs (all nodes, or ``indexes``), holding the cluster's lock."""
-        from .release.inject import stop_command
+    # -- code on the nodes ---------------------------------------------------------------------
+    def inject(self, package: str | Path, *, env: Mapping[str, str] | None = None, procs: int | str = 1,
+               mem: str | None = None, tmux: bool = False, restart: bool = False, grace: int = 10,
+               bucket: str | None = None, nodes: Sequence[int] | None = None, timeout: float | None = None,
+               on_start: Callable[[list[Node]], None] | None = None,
+               on_done: Callable[[NodeInject], None] | None = None) -> InjectResult:
+        """Put ``package`` (a folder or tarball with an executable ``vcloud-launch``) on the nodes (all,
+        or ``nodes``: indexes) and start it there, detached, one ssh session per node at once.
 
+        ``env``: the job's own variables (text); ``procs``: processes per node (a number or "auto");
+        ``mem``: address-space limit per process ("512M"); ``restart``: stop a running job first,
+        SIGKILL after ``grace`` seconds; ``bucket``: nodes download the package from this S3 bucket.
+        Everything is checked (and the package packed) before anything is sent. Holds the cluster's
+        lock. ``on_start``: called with the target nodes; ``on_done``: once per node as it finishes.
+        Failed nodes are in the result: ``result.raise_for_failures()`` raises RemoteFailed.
+        """
+        from .release.inject import inject as install_release
+
+        options = job_options(env, procs, mem, tmux, restart, grace, bucket)
+        every = self._reach()  # listed once: on ec2 each listing is an API call
+        targets = self.select(nodes, every)  # unknown nodes are refused before the lock and the packing
+        with self.state.lock("inject") as waited:
+            if waited:  # another command may have changed the nodes meanwhile
+                every = self._reach()
+                targets = self.select(nodes, every)
+            if on_start:
+                on_start(targets)
+            return install_release(self.state, every, targets, Path(package), options, on_done=on_done,
+                                   timeout=timeout)
+
+    def wait(self, timeout: float = 3600.0, interval: float = 2.0,
+             on_progress: Callable[[int, int], None] | None = None) -> WaitResult:
+        """Wait until no node runs a job. Raises RemoteFailed naming the nodes whose job failed or that
+        are down, VcaError when jobs still run after ``timeout`` seconds. ``on_progress(running,
+        total)`` is called after each look that found jobs running (every ``interval`` seconds)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            rows = self.status()
+            running = [s for s in rows if s.job and s.job.job == "running"]
+            if not running:
+                break
+            if time.monotonic() >= deadline:
+                raise VcaError(f"jobs still running after {timeout:.0f} s on "
+                               f"{', '.join(s.node.name for s in running)}")
+            if on_progress:
+                on_progress(len(running), len(rows))
+            time.sleep(interval)
+        bad = [s for s in rows if s.state != "up" or (s.job and s.job.job == "exited" and s.job.exit != "0")]
+        if bad:
+            detail = ", ".join(f"{s.node.name} ({s.job.label if s.state == 'up' and s.job else s.state})"
+                               for s in bad)
+            raise RemoteFailed(f"jobs finished; not successful on {len(bad)} of {len(rows)} nodes: {detail}",
+                               [s.node.name for s in bad])
+        return WaitResult(rows, time.monotonic() - started)
+
+    @overload
+    def logs(self, node: int = 0, *, proc: int = 0, tail: int = 100, follow: Literal[False] = False) -> str: ...
+    @overload
+    def logs(self, node: int = 0, *, proc: int = 0, tail: int = 100, follow: Literal[True]) -> Iterator[str]: ...
+    def logs(self, node: int = 0, *, proc: int = 0, tail: int = 100, follow: bool = False) -> str | Iterator[str]:
+        """The last ``tail`` lines of the job log of ``node`` (process ``proc``). With ``follow``, an
+        iterator of lines as the log grows; closing it (or leaving the loop) ends the stream."""
+        argv = self.logs_argv(node, proc=proc, tail=tail, follow=follow)
+        if not follow:
+            res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+            if res.returncode != 0:
+                raise RemoteFailed(f"logs of {self.name}-{node} failed: "
+                                   f"{res.stderr.strip()[-300:] or f'exit {res.returncode}'}", [f"{self.name}-{node}"])
+            return res.stdout
+        return _stream_lines(argv)
+
+    def stop(self, grace: int, indexes: Sequence[int] | None = None) -> list[sshexec.ExecResult]:
+        """Stop the jobs (all nodes, or ``indexes``): SIGTERM, SIGKILL after ``grace`` seconds. Holds the
+        cluster's lock."""
         self.state.load()
         with self.state.lock("stop"):
             return self.exec(stop_command(grace), indexes, timeout=grace + 30)
@@ -353,7 +492,7 @@ class Cluster:
         """The setup roles named for each node role: {"all"|"head"|"worker"|"dev": [role, ...]}."""
         from .setup import settings as setup_settings
 
-        return setup_settings.for_playbook(self.spec.setup)
+        return setup_settings.for_playbook(self.record.setup)
 
     def setup(self, indexes: Sequence[int] | None = None, *, add: str | None = None, on: str = "all",
               console: Console | None = None, verbose: int = 0) -> SetupRun:
@@ -362,12 +501,12 @@ class Cluster:
         from .setup import settings as setup_settings
         from .setup import stage as setup_stage
 
-        spec = self.spec
+        record = self.record
         request = {setup_settings.check_target(on): [add]} if add is not None else None
-        named = setup_settings.merged(spec.setup, request)
+        named = setup_settings.merged(record.setup, request)
         nodes = self.select(indexes)
-        if named != spec.setup:
-            self.state.save(replace(spec, setup=named))
+        if named != record.setup:
+            self.state.save(replace(record, setup=named))
         if add is not None and on != "all":
             nodes = [n for n in nodes if n.role == on]
         return setup_stage.apply(self.state, self.inventory_path(refresh=False), named, nodes, console=console,
@@ -378,20 +517,83 @@ class Cluster:
         Nothing is undone on the nodes."""
         from .setup import settings as setup_settings
 
-        spec = self.spec
-        kept, left = setup_settings.without(spec.setup, role, on)
-        self.state.save(replace(spec, setup=kept))
+        record = self.record
+        kept, left = setup_settings.without(record.setup, role, on)
+        self.state.save(replace(record, setup=kept))
         return left
 
+
+    def collect(self, remote: str, local: str | Path = ".", *, nodes: Sequence[int] | None = None,
+                overwrite: bool = False, compression: str = "auto", timeout: float | None = None,
+                on_done: Callable[[NodeOutcome], None] | None = None) -> list[NodeOutcome]:
+        """Copy ``remote`` (relative to the release of the node's last job) from the nodes into
+        ``local``/<cluster>-<index>/, verified, with a manifest. Raises RemoteFailed naming the nodes
+        that failed (the others' files are in place)."""
+        # The steps `vca collect` takes (vcloud_ansible/cli/collect.py), until collect's orchestration
+        # moves into vcloud_ansible.collect.
+        from .collect.plan import Layout, RemoteSpec
+        from .collect.transport import collect_from_nodes
+
+        layout = Layout.make(local)
+        layout.check()
+        spec = RemoteSpec.parse(remote, False)
+        targets = self.select(nodes, self._reach())
+        if not targets:
+            raise UsageError(f"cluster '{self.name}' has no nodes", "add some with `vca provision N`")
+        layout.refuse_links((n.name, n.index) for n in targets)
+        outcomes = collect_from_nodes(self.state, targets, layout, spec, overwrite=overwrite,
+                                      compression=compression, timeout=timeout, on_done=on_done)
+        failed = {o.node.dir_name: o.message() for o in outcomes if not o.ok}
+        if failed:
+            raise RemoteFailed.naming("collect", failed, len(outcomes),
+                                      "once fixed, run the same command with --retry-failed")
+        return outcomes
+
+    # -- reaching nodes from outside -----------------------------------------------------------
     def inventory_path(self, refresh: bool = True) -> Path:
-        """The inventory for Ansible: the provider's own source, else the generated inventory.yml."""
+        """The inventory for Ansible: the provider's own source, else the generated inventory.yml
+        (written from the nodes as listed now, unless ``refresh`` is False)."""
         if refresh:
-            self.nodes()
+            self.refresh_access()
+        return self._inventory()
+
+    def _inventory(self) -> Path:
         return self.provider.inventory_source(self.state) or self.state.inventory_path
 
     def ssh_config(self) -> str:
-        self.nodes()
+        """Host entries <cluster>-<index> for ssh, scp and rsync, written from the nodes as listed now."""
+        self.refresh_access()
         return self.state.ssh_config_path.read_text()
+
+    def ssh_argv(self, node: int, command: str | None = None) -> list[str]:
+        """The ssh command line for an interactive session on ``node`` (running ``command`` if given)."""
+        argv = sshexec.ssh_command(self.state, self._one(node), batch=False)
+        return [*argv, "--", command] if command else argv
+
+    def logs_argv(self, node: int, *, proc: int = 0, tail: int = 100, follow: bool = False) -> list[str]:
+        """The ssh command line that prints (or follows) the job log of ``node``."""
+        return [*sshexec.ssh_command(self.state, self._one(node), "-T"), "--", logs_command(proc, tail, follow)]
+
+    def attach_argv(self, node: int, *, proc: int = 0, tmux: bool = False) -> list[str]:
+        """The ssh command line that follows the live log of ``node``'s job, or joins its tmux session."""
+        if not tmux:
+            return self.logs_argv(node, proc=proc, tail=50, follow=True)
+        return [*sshexec.ssh_command(self.state, self._one(node), "-t", batch=False), "--",
+                tmux_attach_command(proc)]
+
+    def _one(self, index: int) -> Node:
+        return self.select([index], self._reach())[0]
+
+
+def _stream_lines(argv: list[str]) -> Iterator[str]:
+    """Lines of a remote command's output as they come; the command is ended when the caller stops."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True) as proc:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                yield line.rstrip("\n")
+        finally:
+            proc.kill()
 
 
 def index_ranges(indexes: list[int]) -> str:

@@ -1,6 +1,6 @@
 """Per-user cluster state under $VCA_HOME (default ~/.vca, mode 0700).
 
-    clusters/<name>/cluster.json   the spec: provider and its settings, setup roles
+    clusters/<name>/cluster.json   the cluster's record: provider and its settings, setup roles
     clusters/<name>/id_ed25519     the cluster's SSH key pair (0600)
     clusters/<name>/known_hosts    host keys of its nodes, checked on every connection
     clusters/<name>/inventory.yml  the generated Ansible inventory (static providers)
@@ -67,7 +67,10 @@ def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
 
 
 @dataclass
-class ClusterSpec:
+class ClusterRecord:
+    """What vca keeps of a cluster (cluster.json): its provider and settings. Not the user's spec file
+    (vcloud_ansible.spec), which describes a cluster to make."""
+
     name: str
     provider: str
     settings: dict[str, Any] = field(default_factory=dict)
@@ -86,7 +89,7 @@ class ClusterState:
 
     # -- paths ---------------------------------------------------------------------------------
     @property
-    def spec_path(self) -> Path:
+    def record_path(self) -> Path:
         return self.dir / "cluster.json"
 
     @property
@@ -107,18 +110,18 @@ class ClusterState:
 
     # -- life cycle ----------------------------------------------------------------------------
     def exists(self) -> bool:
-        return self.spec_path.exists()
+        return self.record_path.exists()
 
-    def load(self) -> ClusterSpec:
+    def load(self) -> ClusterRecord:
         if not self.exists():
             known = ", ".join(list_clusters(self.home)) or "none"
             raise ClusterNotFound(
                 f"unknown cluster '{self.name}' (known: {known})",
                 "create it with `vca provision`, or pick one with -c NAME",
             )
-        return ClusterSpec(**json.loads(self.spec_path.read_text()))
+        return ClusterRecord(**json.loads(self.record_path.read_text()))
 
-    def create(self, provider: str, settings: dict[str, Any]) -> ClusterSpec:
+    def create(self, provider: str, settings: dict[str, Any]) -> ClusterRecord:
         ensure_private_dir(self.home)
         ensure_private_dir(self.home / "clusters")
         ensure_private_dir(self.dir)
@@ -132,12 +135,12 @@ class ClusterState:
             )
             os.replace(tmp.with_suffix(".tmp.pub"), self.key_path.with_suffix(".pub"))
             os.replace(tmp, self.key_path)
-        spec = ClusterSpec(name=self.name, provider=provider, settings=settings)
-        self.save(spec)
-        return spec
+        record = ClusterRecord(name=self.name, provider=provider, settings=settings)
+        self.save(record)
+        return record
 
-    def save(self, spec: ClusterSpec) -> None:
-        atomic_write(self.spec_path, json.dumps(asdict(spec), indent=2, sort_keys=True) + "\n")
+    def save(self, record: ClusterRecord) -> None:
+        atomic_write(self.record_path, json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
 
     @property
     def lock_path(self) -> Path:

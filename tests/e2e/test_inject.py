@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import VCA_ARGV, raw_ansible, vca
 
-from vcloud_ansible.cluster import Cluster
-from vcloud_ansible.release.inject import JobOptions, inject
+from vcloud_ansible import Cluster
+from vcloud_ansible.release.install import JobOptions
 
 pytestmark = pytest.mark.lab
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
@@ -75,7 +75,7 @@ def test_hello_contract_reinject_and_grow(cluster_name: str) -> None:
     assert "hello from node 3 of 4" in vca("-c", c, "logs", "3").stdout
 
     # Re-inject of the unchanged package sends nothing and changes nothing.
-    again = inject(Cluster(c), HELLO, JobOptions(env={"GREETING": "hi there"}))
+    again = Cluster(c).inject(HELLO, env={"GREETING": "hi there"})
     assert again.ok and again.changed_total == 0
     assert len(again.reports()) == 4 and all(not r["sent"] for r in again.reports().values())
     # The playbook (vca run inject, raw ansible-playbook) runs the same node-side script: after the

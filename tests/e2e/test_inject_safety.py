@@ -88,8 +88,8 @@ def _inject_raw(c: str, pkg: Path, results: list[str]) -> None:
     cluster = Cluster(c)
     packed = prepare(pkg, cluster.state.dir / "releases")
     nodes = cluster.nodes()
-    res = inject_nodes(cluster.state, nodes, nodes, packed.path, packed.release_id, packed.compression, {},
-                       release.JobSettings(restart=True, grace=1))
+    res = inject_nodes(cluster.state, nodes, nodes, packed.path, packed.release_id, packed.compression,
+                       release.JobOptions(restart=True, grace=1))
     results.append("ok" if res.ok else "; ".join(n.message for n in res.nodes.values() if not n.ok))
 
 

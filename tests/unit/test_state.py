@@ -34,7 +34,7 @@ def test_create_makes_private_files(vca_home: Path) -> None:
     assert stat.S_IMODE(st.dir.stat().st_mode) == 0o700
     assert stat.S_IMODE(st.key_path.stat().st_mode) == 0o600
     assert st.public_key().startswith("ssh-ed25519 ")
-    assert stat.S_IMODE(st.spec_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(st.record_path.stat().st_mode) == 0o600
     spec = st.load()
     assert (spec.name, spec.provider, spec.settings) == ("c1", "local", {"x": 1})
     key = st.key_path.read_text()

@@ -1,4 +1,5 @@
-"""What every command receives: the chosen cluster and the consoles."""
+"""The CLI's shared plumbing: what every command receives (the chosen cluster, the consoles, progress
+on many nodes), the parsing of node indexes and durations, and handing the terminal to ssh."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
@@ -40,27 +41,46 @@ class App:
         self.err.print(f"[dim]vca:[/dim] {msg}")
 
     @contextlib.contextmanager
-    def node_progress(self, what: str, total: int) -> Iterator[Callable[[str, str | None], None]]:
+    def node_progress(self, what: str, total: int | None = None) -> Iterator[NodeProgress]:
         """Work on many nodes at once: a bar of nodes done on a terminal, each failure said as it comes
-        otherwise. Yields ``done(node, error or None)``, callable from any thread."""
+        otherwise. Yields ``done(node, error or None)``, callable from any thread; ``done.start(total)``
+        sets the number of nodes when it is known only once the work begins."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        failed: list[str] = []
         live = self.err.is_terminal and not self.verbose
         progress = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("nodes"),
                             TextColumn("{task.fields[failed]}"), TimeElapsedColumn(), console=self.err,
                             transient=True, disable=not live)
         with progress:
-            task = progress.add_task(what, total=total, failed="")
+            yield NodeProgress(self, progress, progress.add_task(what, total=total, failed=""), live)
 
-            def done(node: str, error: str | None) -> None:
-                if error is not None:
-                    failed.append(node)
-                    if not live:
-                        self.say(f"{node}: {error}")
-                progress.update(task, advance=1, failed=f"[red]{len(failed)} failed[/red]" if failed else "")
 
-            yield done
+@dataclass
+class NodeProgress:
+    """``App.node_progress``'s handle: call it once per node done."""
+
+    app: App
+    progress: Progress
+    task: TaskID
+    live: bool
+    failed: list[str] = field(default_factory=list)
+
+    def start(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+
+    def __call__(self, node: str, error: str | None) -> None:
+        if error is not None:
+            self.failed.append(node)
+            if not self.live:
+                self.app.say(f"{node}: {error}")
+        self.progress.update(self.task, advance=1,
+                             failed=f"[red]{len(self.failed)} failed[/red]" if self.failed else "")
+
+
+def exec_argv(argv: list[str]) -> NoReturn:
+    """Replace this process with ``argv`` (ssh to a node): the terminal, signals and exit code are its."""
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
 
 
 pass_app = click.make_pass_decorator(App)
@@ -97,6 +117,9 @@ def single_index(text: str, verb: str) -> int:
         raise click.UsageError(f"{verb} takes one node index (a number >= 0), got '{text}'")
     return int(part)
 
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 if TYPE_CHECKING:  # click >= 8.2 types ParamType as a generic; 8.1's cannot be subscripted at run time
     _FloatParam = click.ParamType[float, object]

@@ -1,23 +1,15 @@
-"""inject, mkpkg, logs, attach, stop: code on the nodes and the jobs it runs."""
+"""inject, mkpkg, logs, attach, stop, wait: code on the nodes and the jobs it runs."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import VcaError
-from ..release.inject import JobOptions, logs_command, parse_env, parse_mem, parse_procs, tmux_attach_command
-from ..release.inject import inject as do_inject
-from .context import SECONDS, App, Seconds, parse_indexes, pass_app
-from .nodes import exec_ssh, summarize
-
-if TYPE_CHECKING:
-    from ..cluster import Cluster
-    from ..node import IndexRanges
-    from ..release.transport import InjectResult
+from ..release.inject import parse_env
+from .context import SECONDS, App, Seconds, exec_argv, parse_indexes, pass_app, single_index
+from .render import summarize
 
 
 @click.command()
@@ -52,12 +44,13 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
       vca inject examples/hello
       vca inject my_code/ -e ROUNDS=10 --procs auto --restart
     """
-    options = JobOptions(
-        env=parse_env(env), procs=parse_procs(procs),
-        mem_kb=parse_mem(mem), tmux=tmux, restart=restart, grace=grace, bucket=bucket or "",
-    )
+    job_env = parse_env(env)  # KEY=VALUE pairs; Cluster.inject checks the rest, before anything is sent
     cluster = app.cluster()
-    result = _inject(app, cluster, package, options, parse_indexes(nodes))
+    with app.node_progress("inject") as done:
+        result = cluster.inject(package, env=job_env, procs=procs, mem=mem, tmux=tmux, restart=restart,
+                                grace=grace, bucket=bucket, nodes=parse_indexes(nodes) or None,
+                                on_start=lambda targets: done.start(len(targets)),
+                                on_done=lambda n: done(n.node, None if n.ok else n.message))
     result.raise_for_failures("inject")
     reports = result.reports()
     rid = result.release_id
@@ -91,17 +84,6 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
     app.say("see `vca status` and `vca logs N`")
 
 
-def _inject(app: App, cluster: Cluster, package: Path, options: JobOptions, selection: IndexRanges
-            ) -> InjectResult:
-    """Every node at once; progress on a terminal, failures as they come."""
-    every = cluster.nodes()  # listed once: on ec2 each listing is an API call
-    targets = cluster.select(selection or None, every)  # checked against the cluster before anything
-    indexes = [n.index for n in targets] if selection else None
-    with app.node_progress("inject", len(targets)) as done:
-        return do_inject(cluster, package, options, indexes, nodes=every,
-                         on_done=lambda n: done(n.node, None if n.ok else n.message))
-
-
 @click.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
@@ -127,7 +109,8 @@ def mkpkg(folder: Path, output: Path | None, force: bool) -> None:
 @pass_app
 def logs(app: App, node: str, follow: bool, tail: int, proc: int) -> None:
     """Show the job log of node N (default 0)."""
-    exec_ssh(app, "logs", node, logs_command(proc, tail, follow), "-T", batch=True)
+    index = single_index(node, "logs")
+    exec_argv(app.cluster().logs_argv(index, proc=proc, tail=tail, follow=follow))
 
 
 @click.command()
@@ -138,8 +121,8 @@ def logs(app: App, node: str, follow: bool, tail: int, proc: int) -> None:
 @pass_app
 def attach(app: App, node: str, use_tmux: bool, proc: int) -> None:
     """Follow the live log of node N's job; with --tmux, join its terminal (detach: Ctrl-b d)."""
-    exec_ssh(app, "attach", node, tmux_attach_command(proc) if use_tmux else logs_command(proc, 50, True),
-             "-t" if use_tmux else "-T", batch=not use_tmux)
+    index = single_index(node, "attach")
+    exec_argv(app.cluster().attach_argv(index, proc=proc, tmux=use_tmux))
 
 
 @click.command()
@@ -166,22 +149,8 @@ def wait(app: App, timeout: float, interval: float) -> None:
     \b
       vca inject my_code/ && vca wait && vca collect out/ results/
     """
-    from ..errors import RemoteFailed, VcaError
+    def still(running: int, total: int) -> None:
+        app.say(f"{running} of {total} nodes still running")
 
-    cluster = app.cluster()
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = cluster.status()
-        running = [s for s in rows if s.job and s.job.job == "running"]
-        if not running:
-            break
-        if time.monotonic() >= deadline:
-            raise VcaError(f"jobs still running after {timeout:.0f} s on {', '.join(s.node.name for s in running)}")
-        app.say(f"{len(running)} of {len(rows)} nodes still running")
-        time.sleep(interval)
-    bad = [s for s in rows if s.state != "up" or (s.job and s.job.job == "exited" and s.job.exit != "0")]
-    if bad:
-        detail = ", ".join(f"{s.node.name} ({s.job.label if s.state == 'up' and s.job else s.state})" for s in bad)
-        raise RemoteFailed(f"jobs finished; not successful on {len(bad)} of {len(rows)} nodes: {detail}",
-                           [s.node.name for s in bad])
-    app.say(f"jobs finished on all {len(rows)} nodes")
+    result = app.cluster().wait(timeout, interval, on_progress=still)
+    app.say(f"jobs finished on all {len(result.nodes)} nodes")

@@ -17,7 +17,7 @@ from ..providers import PROVIDERS, declared_settings
 from ..providers.settings import by_flag
 from ..setup.settings import split_request
 from ..spec import read_spec
-from ..state import ClusterState, list_clusters
+from ..state import list_clusters
 from .context import App, pass_app
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -137,11 +137,11 @@ def teardown(app: App, yes: bool) -> None:
     if not yes:
         count = len(cluster.nodes())
         click.confirm(f"Tear down cluster '{cluster.name}' ({count} nodes)?", abort=True)
-    with cluster.state.lock("teardown", app.say):  # a teardown that waited for another finds nothing left
-        if not cluster.exists():
-            app.say(f"cluster '{cluster.name}' was torn down meanwhile: nothing left to tear down")
-            return
-        gone = cluster.teardown(say=app.say)
+    result = cluster.teardown(say=app.say)
+    if not result.existed:  # it existed a moment ago: another teardown, that this one waited for, ran
+        app.say(f"cluster '{cluster.name}' was torn down meanwhile: nothing left to tear down")
+        return
+    gone = result.removed
     app.say(f"cluster '{cluster.name}' torn down ({len(gone)} node{'s' if len(gone) != 1 else ''} removed)")
 
 
@@ -189,15 +189,15 @@ def clusters(app: App) -> None:
 
     warnings, now = [], time.time()
     for name in names:
-        state = ClusterState(name)
-        spec = state.load()
+        cluster = Cluster(name)
+        provider = cluster.record.provider
         try:
-            nodes = Cluster(name).provider.nodes(state)
+            nodes = cluster.nodes()
         except Exception as exc:  # one broken cluster must not hide the others
-            table.add_row(name, spec.provider, f"? ({exc})")
+            table.add_row(name, provider, f"? ({exc})")
             continue
         expired = sum(1 for n in nodes if n.expired(now))
-        table.add_row(name, spec.provider, f"{len(nodes)} ({expired} expired)" if expired else str(len(nodes)))
+        table.add_row(name, provider, f"{len(nodes)} ({expired} expired)" if expired else str(len(nodes)))
         warnings.append(expiry_warning(name, nodes, now))
     app.out.print(table)
     for warning in filter(None, warnings):

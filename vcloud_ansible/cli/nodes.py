@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-from typing import NoReturn
 
 import click
 from rich.table import Table
 
 from ..cluster import expiry_warning, format_uptime
-from ..errors import RemoteFailed
 from ..release.inject import JobState, job_details
-from ..remote.ssh import ExecResult, ssh_command
-from .context import SECONDS, App, parse_indexes, pass_app, single_index
+from ..remote.ssh import ExecResult
+from .context import SECONDS, App, exec_argv, parse_indexes, pass_app, single_index
+from .render import summarize
 
 STATE_STYLE = {"up": "green", "running": "green", "unreachable": "yellow", "down": "red"}
 
@@ -35,7 +32,7 @@ def status(app: App, as_json: bool) -> None:
             for s in rows
         ]))
         return
-    table = Table(box=None, pad_edge=False, title=f"cluster {cluster.name} ({cluster.spec.provider})",
+    table = Table(box=None, pad_edge=False, title=f"cluster {cluster.name} ({cluster.record.provider})",
                   title_justify="left")
     # Provider details (ec2: instance, type, zone, lifecycle, launch time) as extra columns; text only.
     extra = list(dict.fromkeys(k for s in rows for k, v in s.node.details.items() if isinstance(v, str)))
@@ -77,19 +74,8 @@ def connect(app: App, node: str, command: tuple[str, ...]) -> None:
       vca connect 2
       vca connect 2 -- nproc
     """
-    exec_ssh(app, "connect", node, " ".join(command) or None)
-
-
-def exec_ssh(app: App, verb: str, node: str, command: str | None, *ssh_args: str, batch: bool = False
-             ) -> NoReturn:
-    """Replace this process with ssh to node ``node`` (an index as typed), running ``command`` if given."""
-    index = single_index(node, verb)
-    cluster = app.cluster()
-    argv = ssh_command(cluster.state, cluster.select([index])[0], *ssh_args, batch=batch)
-    if command:
-        argv += ["--", command]
-    sys.stdout.flush()
-    os.execvp(argv[0], argv)
+    index = single_index(node, "connect")
+    exec_argv(app.cluster().ssh_argv(index, " ".join(command) or None))
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
@@ -116,24 +102,6 @@ def exec_(app: App, nodes: tuple[str, ...], all_nodes: bool, timeout: float | No
     for r in results:
         _print_result(app, r)
     app.say(summarize(results))
-
-
-def summarize(results: list[ExecResult]) -> str:
-    """'N nodes: N ok'; raises RemoteFailed naming each node that failed and why."""
-    failed = [r for r in results if r.rc != 0]
-    summary = f"{len(results)} node{'s' if len(results) != 1 else ''}: {len(results) - len(failed)} ok"
-    if failed:
-        detail = ", ".join(f"{r.node.name} ({_why(r)})" for r in failed)
-        raise RemoteFailed(f"{summary}, {len(failed)} failed: {detail}", [r.node.name for r in failed])
-    return summary
-
-
-def _why(r: ExecResult) -> str:
-    if r.rc == 255 and not r.reached:  # ssh's own failure, not the command's exit 255
-        return "unreachable: " + (r.stderr.strip().splitlines() or ["ssh failed"])[-1]
-    if r.rc == -1:
-        return "timed out"
-    return f"exit {r.rc}"
 
 
 def _print_result(app: App, r: ExecResult) -> None:

@@ -2,6 +2,8 @@
 
 The node side is the agent roles/package/files/vca-node; this module only talks to it (one ssh session
 per node for inject, vcloud_ansible.release.transport; one ssh round trip for status, logs and stop).
+It takes the cluster's state and node lists, never a Cluster: vcloud_ansible.cluster lists the nodes,
+holds the cluster's lock and calls in here.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import re
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,31 +20,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import UsageError
-from ..state import atomic_write
-from .install import EOF_MARK, JobSettings
+from ..state import ClusterState, atomic_write
+from .install import EOF_MARK, JobOptions
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
     from ..node import Node
     from .transport import InjectResult, NodeInject
 
 AGENT = "$HOME/vca/bin/vca-node"
 STATUS_COMMAND = f'[ -x "{AGENT}" ] && "{AGENT}" status || echo job=none'
-
-
-@dataclass
-class JobOptions:
-    env: dict[str, str] = field(default_factory=dict)
-    procs: str = "1"  # a number or "auto"
-    mem_kb: int = 0
-    tmux: bool = False
-    restart: bool = False
-    grace: int = 10
-    bucket: str = ""  # S3 bucket the nodes download the package from ("" = over SSH)
-
-    def extravars(self) -> dict[str, object]:
-        return {"job_env": self.env, "procs": self.procs, "mem_kb": self.mem_kb, "tmux": self.tmux,
-                "restart": self.restart, "grace": self.grace, "bucket": self.bucket}
 
 
 @dataclass
@@ -232,37 +218,55 @@ def parse_procs(text: str) -> str:
     raise UsageError(f"--procs must be a number >= 1 or 'auto', got '{text}'")
 
 
-def release_file(cluster: Cluster) -> Path:
-    return cluster.state.dir / "release.json"
+MAX_GRACE = 3600
 
 
-def inject(cluster: Cluster, source: Path, options: JobOptions, indexes: list[int] | None = None,
-           *, on_done: Callable[[NodeInject], None] | None = None, timeout: float | None = None,
-           nodes: list[Node] | None = None) -> InjectResult:
+def job_options(env: Mapping[str, str] | None = None, procs: int | str = 1, mem: str | None = None,
+                tmux: bool = False, restart: bool = False, grace: int = 10, bucket: str | None = None
+                ) -> JobOptions:
+    """Checked options for a job, from what a user gives (``vca inject`` flags, ``Cluster.inject``
+    arguments): the same checks, the same messages, before anything is packed or sent."""
+    checked: dict[str, str] = {}
+    for key, value in (env or {}).items():
+        if not isinstance(value, str):
+            raise UsageError(f"the value of {key} is {type(value).__name__}, not text",
+                             "give environment values as text, e.g. {\"ROUNDS\": \"10\"}")
+        _check_env(str(key), value)
+        checked[str(key)] = value
+    if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE:
+        raise UsageError(f"grace must be a whole number of seconds from 0 to {MAX_GRACE}, got {grace!r}")
+    return JobOptions(env=checked, procs=parse_procs(str(procs)), mem_kb=parse_mem(mem), tmux=bool(tmux),
+                      restart=bool(restart), grace=grace, bucket=bucket or "")
+
+
+def release_file(state: ClusterState) -> Path:
+    return state.dir / "release.json"
+
+
+def inject(state: ClusterState, every: list[Node], targets: list[Node], source: Path, options: JobOptions,
+           *, on_done: Callable[[NodeInject], None] | None = None, timeout: float | None = None) -> InjectResult:
     """Validate and pack locally (nothing is sent if the package is bad), then install and start the
-    release on the nodes (all, or ``indexes``), one ssh session each (vcloud_ansible.release.transport).
-    ``nodes``: the cluster's nodes, when the caller has just listed them. Holds the cluster's lock."""
+    release on ``targets``, one ssh session each (vcloud_ansible.release.transport); ``every``: the
+    cluster's nodes, for the node contract. The caller holds the cluster's lock."""
     from .package import prepare
 
-    with cluster.state.lock("inject") as waited:
-        every = cluster.nodes() if nodes is None or waited else nodes  # another command may have changed them
-        targets = cluster.select(indexes, every)  # unknown nodes are refused before packing
-        packed = prepare(source.expanduser().resolve(), cluster.state.dir / "releases")
-        result = _install(cluster, every, targets, packed.path, packed.release_id, packed.compression, options,
-                          on_done=on_done, timeout=timeout)
-        record_inject(cluster, result, str(packed.path), str(source), options)
+    packed = prepare(source.expanduser().resolve(), state.dir / "releases")
+    result = _install(state, every, targets, packed.path, packed.release_id, packed.compression, options,
+                      on_done=on_done, timeout=timeout)
+    record_inject(state, result, str(packed.path), str(source), options)
     return result
 
 
-def record_inject(cluster: Cluster, result: InjectResult, tarball: str, source: str, options: JobOptions) -> None:
+def record_inject(state: ClusterState, result: InjectResult, tarball: str, source: str, options: JobOptions
+                  ) -> None:
     """Note in release.json which nodes installed the release (those that failed did not)."""
     done = [h for h, n in result.nodes.items() if n.ok]
     if not done:
         return
     started = any(n.report is not None and n.report.job == "started" for n in result.nodes.values())
-    record = ReleaseRecord.load(release_file(cluster))
+    record = ReleaseRecord.load(release_file(state))
     record.add(result.release_id, tarball, source, options, done, started)
-    record.save(release_file(cluster))
+    record.save(release_file(state))
 
 
 @dataclass
@@ -276,40 +280,39 @@ class Growth:
     recorded: bool = False  # a release was ever injected
 
 
-def reinject_current(cluster: Cluster, new: list[Node], *, on_done: Callable[[NodeInject], None] | None = None
-                     ) -> Growth:
-    """After nodes were added: give the new nodes the release the cluster runs (the newest one every
-    other node received) and start it; give the other nodes the grown node list and nothing else (their
-    releases and jobs stay as they are, a newer release included)."""
+def reinject_current(state: ClusterState, every: list[Node], new: list[Node], *,
+                     on_done: Callable[[NodeInject], None] | None = None) -> Growth:
+    """After nodes were added (``every``: the cluster's nodes now, ``new`` among them): give the new
+    nodes the release the cluster runs (the newest one every other node received) and start it; give the
+    other nodes the grown node list and nothing else (their releases and jobs stay as they are, a newer
+    release included)."""
     from .package import prepare
     from .transport import refresh_contract
 
-    every = cluster.nodes()
     names = {n.name for n in new}
     old = [n for n in every if n.name not in names]
-    record = ReleaseRecord.load(release_file(cluster))
+    record = ReleaseRecord.load(release_file(state))
     if not record.releases:
         return Growth()  # nothing was ever injected: nothing to give, no contract to refresh
     record.forget_nodes(sorted(names))
-    growth = Growth(contract_failed=refresh_contract(cluster.state, every, old), existing=len(old),
-                    recorded=True)
+    growth = Growth(contract_failed=refresh_contract(state, every, old), existing=len(old), recorded=True)
     cur = record.cluster_wide([n.name for n in old])
     if cur is None or not Path(cur.tarball).exists():
-        record.save(release_file(cluster))
+        record.save(release_file(state))
         return growth
-    packed = prepare(Path(cur.tarball), cluster.state.dir / "releases")  # the same bytes, checked again
+    packed = prepare(Path(cur.tarball), state.dir / "releases")  # the same bytes, checked again
     targets = [n for n in every if n.name in names]
     opts = JobOptions(**{**asdict(cur.options), "restart": False})
     growth.release_id = packed.release_id
-    growth.result = _install(cluster, every, targets, packed.path, packed.release_id, packed.compression, opts,
+    growth.result = _install(state, every, targets, packed.path, packed.release_id, packed.compression, opts,
                              on_done=on_done)
     done = [h for h, n in growth.result.nodes.items() if n.ok]
     record.add(packed.release_id, cur.tarball, cur.source, cur.options, done, False, newest=False)
-    record.save(release_file(cluster))
+    record.save(release_file(state))
     return growth
 
 
-def _install(cluster: Cluster, every: list[Node], targets: list[Node], tarball: Path, release_id: str,
+def _install(state: ClusterState, every: list[Node], targets: list[Node], tarball: Path, release_id: str,
              compression: str, options: JobOptions, *, on_done: Callable[[NodeInject], None] | None,
              timeout: float | None = None) -> InjectResult:
     from .transport import inject_nodes
@@ -318,11 +321,9 @@ def _install(cluster: Cluster, every: list[Node], targets: list[Node], tarball: 
     if options.bucket:  # upload once; the nodes pull it through a presigned URL, holding no credentials
         from ..remote.s3 import publish
 
-        url = publish(tarball, options.bucket, f"{cluster.name}/releases/{tarball.name}")
-    job = JobSettings(procs=options.procs, mem_kb=options.mem_kb, tmux=options.tmux, restart=options.restart,
-                      grace=options.grace)
-    return inject_nodes(cluster.state, every, targets, tarball, release_id, compression, options.env, job,
-                        url=url, timeout=timeout, on_done=on_done)
+        url = publish(tarball, options.bucket, f"{state.name}/releases/{tarball.name}")
+    return inject_nodes(state, every, targets, tarball, release_id, compression, options, url=url,
+                        timeout=timeout, on_done=on_done)
 
 
 def logs_command(proc: int, tail: int, follow: bool) -> str:

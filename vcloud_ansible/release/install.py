@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -32,19 +32,27 @@ fi
 
 
 @dataclass
-class JobSettings:
-    """How the job starts on the node (the node side of ``JobOptions``)."""
+class JobOptions:
+    """How a job starts on the nodes: what ``vca inject`` takes as flags, ``Cluster.inject`` as arguments
+    and the ``vca_release`` Ansible action as task arguments. Stored with each release (release.json)."""
 
-    procs: str = "1"
-    mem_kb: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # the user's variables (-e), text
+    procs: str = "1"  # a number or "auto"
+    mem_kb: int = 0  # address-space limit per process; 0: none
     tmux: bool = False
     restart: bool = False
-    grace: int = 10
+    grace: int = 10  # seconds between SIGTERM and SIGKILL
+    bucket: str = ""  # S3 bucket the nodes download the package from ("" = over SSH)
 
-    def fingerprint(self, user_env: dict[str, str]) -> str:
+    def extravars(self) -> dict[str, object]:
+        """The same options as variables of playbooks/inject.yml."""
+        return {"job_env": self.env, "procs": self.procs, "mem_kb": self.mem_kb, "tmux": self.tmux,
+                "restart": self.restart, "grace": self.grace, "bucket": self.bucket}
+
+    def fingerprint(self) -> str:
         """What the user chose for the job (-e, --procs, --mem, --tmux), as a short hash: the node keeps
         it with the job, so that a re-inject of the same release with other settings can say so."""
-        text = json.dumps([sorted(user_env.items()), self.procs, int(self.mem_kb), bool(self.tmux)])
+        text = json.dumps([sorted(self.env.items()), self.procs, int(self.mem_kb), bool(self.tmux)])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -183,13 +191,13 @@ RECEIVE_INLINE = 'cat > "$P"  # the package follows the script on stdin\n'
 
 
 def install_script(release_id: str, compression: str, contract: Contract, env: dict[str, str],
-                   job: JobSettings, *, url: str = "", receive: str = "", bootstrap: bool = False,
+                   job: JobOptions, *, url: str = "", receive: str = "", bootstrap: bool = False,
                    tag: str = "", settings: str = "") -> str:
     """The script that installs the agent and the release, writes the node contract and launches.
 
     The package is at ``package_path`` ("$P"), or ``receive`` puts it there (shell lines), or it comes
     from ``url``, a presigned URL the node downloads from. ``bootstrap``: install python3 when the node
-    lacks it. ``tag``: as given to ``package_path``. ``settings``: ``JobSettings.fingerprint``. Prints
+    lacks it. ``tag``: as given to ``package_path``. ``settings``: ``JobOptions.fingerprint``. Prints
     ``key=value`` lines (see ``Report``).
     """
     q = shlex.quote

@@ -103,7 +103,7 @@ def contract_nodes(nodes: Sequence[Node]) -> list[dict[str, Any]]:
 
 
 def inject_nodes(state: ClusterState, every: Sequence[Node], targets: Sequence[Node], tarball: Path,
-                 release_id: str, compression: str, env: dict[str, str], job: release.JobSettings, *,
+                 release_id: str, compression: str, job: release.JobOptions, *,
                  url: str = "", timeout: float | None = None,
                  on_done: Callable[[NodeInject], None] | None = None) -> InjectResult:
     """Install and start the release on ``targets`` (``every``: the whole cluster, for the contract)."""
@@ -113,7 +113,7 @@ def inject_nodes(state: ClusterState, every: Sequence[Node], targets: Sequence[N
 
     def one(n: Node) -> NodeInject:
         try:
-            out = _one_node(state, n, contract, tarball, release_id, compression, env, job, url, timeout)
+            out = _one_node(state, n, contract, tarball, release_id, compression, job, url, timeout)
         except Exception as exc:  # one node's surprise must not hide the others' outcomes
             out = NodeInject(n.name, error=f"{type(exc).__name__}: {exc}")
         if on_done:
@@ -127,10 +127,10 @@ def inject_nodes(state: ClusterState, every: Sequence[Node], targets: Sequence[N
 
 
 def _one_node(state: ClusterState, node: Node, contract: release.Contract, tarball: Path, rid: str,
-              compression: str, env: dict[str, str], job: release.JobSettings, url: str,
+              compression: str, job: release.JobOptions, url: str,
               timeout: float | None) -> NodeInject:
-    job_env = release.contract_env(contract.nodes, node.name, rid, state.name) | env
-    script = session_script(rid, compression, contract, job_env, job, url, job.fingerprint(env))
+    job_env = release.contract_env(contract.nodes, node.name, rid, state.name) | job.env
+    script = session_script(rid, compression, contract, job_env, job, url, job.fingerprint())
     argv = [*ssh_command(state, node, *OWN_CONNECTION), "--", release.run_script_command(len(script))]
     with tempfile.TemporaryFile() as err:
         proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
@@ -157,7 +157,7 @@ def _one_node(state: ClusterState, node: Node, contract: release.Contract, tarba
 
 
 def session_script(rid: str, compression: str, contract: release.Contract, env: dict[str, str],
-                   job: release.JobSettings, url: str = "", settings: str = "") -> bytes:
+                   job: release.JobOptions, url: str = "", settings: str = "") -> bytes:
     """What the node runs in its session: the handshake, then the shared install script."""
     handshake = _HANDSHAKE.format(path=release.package_path('"$HOME"', rid, TAG), rid=rid)
     return (handshake + release.install_script(rid, compression, contract, env, job, url=url, bootstrap=True,

@@ -1,6 +1,6 @@
 """The setup settings of a cluster: which Ansible roles the nodes of each node role get.
 
-Stored in the cluster record (``ClusterSpec.setup``) as ``{"all"|"head"|"worker"|"dev": [role, ...]}``
+Stored in the cluster record (``ClusterRecord.setup``) as ``{"all"|"head"|"worker"|"dev": [role, ...]}``
 (empty lists left out). A node gets the roles of ``all``, then those of its own node role, in the
 order they were named. A role is one of:
 

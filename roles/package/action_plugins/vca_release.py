@@ -60,14 +60,14 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         if sent and not inline:
             self._connection.put_file(str(a["path"]), tarball)
 
-        job = release.JobSettings(procs=str(a.get("procs", 1)), mem_kb=int(a.get("mem_kb") or 0),
-                                  tmux=bool(a.get("tmux")), restart=bool(a.get("restart")),
-                                  grace=int(a.get("grace", 10)))
+        job = release.JobOptions(env=user_env, procs=str(a.get("procs", 1)), mem_kb=int(a.get("mem_kb") or 0),
+                                 tmux=bool(a.get("tmux")), restart=bool(a.get("restart")),
+                                 grace=int(a.get("grace", 10)))
         bootstrap = facts.get("nopython") == "1" and bool(a.get("bootstrap_python", True))
         script = release.install_script(
             rid, str(a.get("compression", "gz")), release.Contract.of(nodes), env, job, url=url if needed else "",
             receive=release.RECEIVE_INLINE if inline else "", bootstrap=bootstrap, tag=tag,
-            settings=job.fingerprint(user_env),
+            settings=job.fingerprint(),
         ).encode()
         # The script travels first on stdin, a small package right after it in the same round trip.
         payload = script + (Path(a["path"]).read_bytes() if inline else b"")

@@ -111,7 +111,7 @@ def test_release_record_gives_new_nodes_what_every_node_has(tmp_path: Path) -> N
 
 
 def test_job_settings_fingerprint() -> None:
-    a = release.JobSettings(procs="2")
-    assert a.fingerprint({"K": "v"}) == release.JobSettings(procs="2", restart=True, grace=3).fingerprint({"K": "v"})
-    assert a.fingerprint({"K": "v"}) != a.fingerprint({"K": "w"})
-    assert a.fingerprint({}) != release.JobSettings(procs="2", mem_kb=1024).fingerprint({})
+    a = release.JobOptions(procs="2", env={"K": "v"})
+    assert a.fingerprint() == release.JobOptions(procs="2", env={"K": "v"}, restart=True, grace=3).fingerprint()
+    assert a.fingerprint() != release.JobOptions(procs="2", env={"K": "w"}).fingerprint()
+    assert release.JobOptions(procs="2").fingerprint() != release.JobOptions(procs="2", mem_kb=1024).fingerprint()

@@ -10,7 +10,7 @@ import pytest
 from vcloud_ansible import paths
 from vcloud_ansible.errors import UsageError
 from vcloud_ansible.setup import settings
-from vcloud_ansible.state import ClusterSpec, ClusterState
+from vcloud_ansible.state import ClusterRecord, ClusterState
 
 
 def make_role(folder: Path) -> Path:
@@ -116,9 +116,9 @@ def test_cluster_record_keeps_setup_and_old_records_load(vca_home: Path) -> None
     st = ClusterState("c")
     spec = st.create("local", {})
     assert spec.setup == {}
-    st.save(ClusterSpec(**{**json.loads(st.spec_path.read_text()), "setup": {"head": ["alpha"]}}))
+    st.save(ClusterRecord(**{**json.loads(st.record_path.read_text()), "setup": {"head": ["alpha"]}}))
     assert st.load().setup == {"head": ["alpha"]}
-    old = json.loads(st.spec_path.read_text())
+    old = json.loads(st.record_path.read_text())
     del old["setup"]  # a record written before the setup stage existed
-    st.spec_path.write_text(json.dumps(old))
+    st.record_path.write_text(json.dumps(old))
     assert st.load().setup == {}
