@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,8 @@ from .state import ClusterSpec, ClusterState, current_cluster_name
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .collect.outcome import NodeOutcome
+    from .collect.run import CollectResult
     from .playbook.runner import RunResult
 
 DEFAULT_PROVIDER = "local"
@@ -322,6 +324,26 @@ class Cluster:
     def ssh_config(self) -> str:
         self.nodes()
         return self.state.ssh_config_path.read_text()
+
+    def collect(self, remote: str, local: str | Path | None = None, *, indexes: Sequence[int] | None = None,
+                suffix: bool = False, overwrite: bool = False, retry_failed: bool = False,
+                compression: str = "auto", timeout: float | None = None,
+                on_start: Callable[[int], None] | None = None,
+                on_done: Callable[[NodeOutcome], None] | None = None) -> CollectResult:
+        """Copy REMOTE from the nodes (all, or ``indexes``) into ``local``/<cluster>-<index>/ (with
+        ``suffix``: ``local``.<index>), verified against each node's sha256, with the manifest beside.
+
+        REMOTE is relative to the release of the node's last job unless absolute or ``~/...``; globs are
+        expanded on the node. ``retry_failed``: only the nodes the manifest lists as failed.
+        ``timeout``: seconds one node may take. ``on_start(count)`` and ``on_done(outcome)`` report
+        progress. Nodes that fail do not stop the others: see ``CollectResult.failed`` and
+        ``raise_for_failures``. Inputs are checked before any node is listed or asked.
+        """
+        from .collect.run import Request, collect_nodes
+
+        request = Request.make(remote, local, suffix=suffix, compression=compression)
+        return collect_nodes(self.state, self.select(indexes), request, overwrite=overwrite,
+                             retry_failed=retry_failed, timeout=timeout, on_start=on_start, on_done=on_done)
 
 
 def index_ranges(indexes: list[int]) -> str:

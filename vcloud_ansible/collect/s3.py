@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvironmentProblem, UsageError, VcaError
-from .plan import CollectError, Layout, Manifest, UnsafePath, file_sha256, make_parents, place, record, utc_now
+from .checksum import file_sha256
+from .errors import CollectError, UnsafePath
+from .layout import Layout, make_parents, place
+from .manifest import Manifest, record, utc_now
 
 MAX_PARALLEL = 16  # downloads at once: enough to fill a link, few enough for any open-files limit
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
