@@ -4,6 +4,7 @@ and VCA_DATA_BUCKET included, from the same package bytes."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -13,16 +14,17 @@ from helpers import vca
 pytestmark = pytest.mark.lab
 
 # The job dumps what the contract gave it: its VCA_* environment (NUL-separated, so that the lines of
-# VCA_NODE_IPS stay with it), /etc/vca/cluster.json and the vca block of /etc/hosts.
+# VCA_NODE_IPS stay with it; shown as base64), /etc/vca/cluster.json and the vca block of /etc/hosts.
 LAUNCH = r"""#!/bin/sh
 set -e
 d="$HOME/contract-dump"
 mkdir -p "$d"
-env -0 | grep -z '^VCA_' | sort -z | tr '\0' '\036' > "$d/env"
+env -0 | grep -z '^VCA_' | sort -z > "$d/env"
 cat /etc/vca/cluster.json > "$d/cluster.json"
 sed -n '/^# BEGIN vca/,/^# END vca/p' /etc/hosts > "$d/hosts"
 """
-SHOW = "cd ~/contract-dump && for f in env cluster.json hosts; do printf '== %s\\n' $f; cat $f; echo; done"
+SHOW = "cd ~/contract-dump && echo '== env' && base64 -w0 env && echo && echo '== cluster.json' && cat cluster.json " \
+       "&& echo '== hosts' && cat hosts"
 
 
 def make_pkg(root: Path) -> Path:
@@ -45,8 +47,8 @@ def dumps(cluster: str, count: int) -> dict[str, str]:
 
 
 def env_of(dump: str) -> dict[str, str]:
-    text = dump.split("== env\n", 1)[1].split("\n== cluster.json", 1)[0]
-    return dict(item.split("=", 1) for item in text.split("\036") if item.strip())
+    text = base64.b64decode(dump.split("== env\n", 1)[1].split("\n== cluster.json", 1)[0]).decode()
+    return dict(item.split("=", 1) for item in text.split("\0") if item)
 
 
 def test_both_inject_paths_give_the_same_contract(cluster_name: str, vca_home: Path, tmp_path: Path) -> None:
