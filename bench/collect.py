@@ -74,7 +74,7 @@ def run_vca(cluster: Cluster, dest: Path, compression: str) -> float:
     close_masters(cluster)
     t = time.monotonic()
     try:
-        cluster.collect(REMOTE, dest, compression=compression)
+        cluster.collect(REMOTE, dest, compression=compression).raise_for_failures()
     except VcaError as exc:
         raise SystemExit(f"vca collect failed: {exc.one_line()}") from None
     return time.monotonic() - t

@@ -43,7 +43,8 @@ from .state import ClusterRecord, ClusterState, current_cluster_name
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .collect.plan import NodeOutcome
+    from .collect.outcome import NodeOutcome
+    from .collect.run import CollectResult
     from .playbook.runner import RunResult
     from .release.transport import InjectResult, NodeInject
     from .setup.stage import SetupRun
@@ -523,32 +524,6 @@ class Cluster:
         return left
 
 
-    def collect(self, remote: str, local: str | Path = ".", *, nodes: Sequence[int] | None = None,
-                overwrite: bool = False, compression: str = "auto", timeout: float | None = None,
-                on_done: Callable[[NodeOutcome], None] | None = None) -> list[NodeOutcome]:
-        """Copy ``remote`` (relative to the release of the node's last job) from the nodes into
-        ``local``/<cluster>-<index>/, verified, with a manifest. Raises RemoteFailed naming the nodes
-        that failed (the others' files are in place)."""
-        # The steps `vca collect` takes (vcloud_ansible/cli/collect.py), until collect's orchestration
-        # moves into vcloud_ansible.collect.
-        from .collect.plan import Layout, RemoteSpec
-        from .collect.transport import collect_from_nodes
-
-        layout = Layout.make(local)
-        layout.check()
-        spec = RemoteSpec.parse(remote, False)
-        targets = self.select(nodes, self._reach())
-        if not targets:
-            raise UsageError(f"cluster '{self.name}' has no nodes", "add some with `vca provision N`")
-        layout.refuse_links((n.name, n.index) for n in targets)
-        outcomes = collect_from_nodes(self.state, targets, layout, spec, overwrite=overwrite,
-                                      compression=compression, timeout=timeout, on_done=on_done)
-        failed = {o.node.dir_name: o.message() for o in outcomes if not o.ok}
-        if failed:
-            raise RemoteFailed.naming("collect", failed, len(outcomes),
-                                      "once fixed, run the same command with --retry-failed")
-        return outcomes
-
     # -- reaching nodes from outside -----------------------------------------------------------
     def inventory_path(self, refresh: bool = True) -> Path:
         """The inventory for Ansible: the provider's own source, else the generated inventory.yml
@@ -564,6 +539,26 @@ class Cluster:
         """Host entries <cluster>-<index> for ssh, scp and rsync, written from the nodes as listed now."""
         self.refresh_access()
         return self.state.ssh_config_path.read_text()
+
+    def collect(self, remote: str, local: str | Path | None = None, *, indexes: Sequence[int] | None = None,
+                suffix: bool = False, overwrite: bool = False, retry_failed: bool = False,
+                compression: str = "auto", timeout: float | None = None,
+                on_start: Callable[[int], None] | None = None,
+                on_done: Callable[[NodeOutcome], None] | None = None) -> CollectResult:
+        """Copy REMOTE from the nodes (all, or ``indexes``) into ``local``/<cluster>-<index>/ (with
+        ``suffix``: ``local``.<index>), verified against each node's sha256, with the manifest beside.
+
+        REMOTE is relative to the release of the node's last job unless absolute or ``~/...``; globs are
+        expanded on the node. ``retry_failed``: only the nodes the manifest lists as failed.
+        ``timeout``: seconds one node may take. ``on_start(count)`` and ``on_done(outcome)`` report
+        progress. Nodes that fail do not stop the others: see ``CollectResult.failed`` and
+        ``raise_for_failures``. Inputs are checked before any node is listed or asked.
+        """
+        from .collect.run import Request, collect_nodes
+
+        request = Request.make(remote, local, suffix=suffix, compression=compression)
+        return collect_nodes(self.state, self.select(indexes, self._reach()), request, overwrite=overwrite,
+                             retry_failed=retry_failed, timeout=timeout, on_start=on_start, on_done=on_done)
 
     def ssh_argv(self, node: int, command: str | None = None) -> list[str]:
         """The ssh command line for an interactive session on ``node`` (running ``command`` if given)."""

@@ -476,3 +476,42 @@ def test_relative_remote_reads_the_release_whose_job_wrote_it(shared: Any, tmp_p
         assert {e["release"] for e in doc["files"]} == {rel_b}
     finally:
         sv(shared, "stop", "--grace", "1", check=False)
+
+
+def test_cluster_collect_api(shared: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10: Cluster.collect, what `vca collect` calls: a typed result (one outcome per node, in
+    node order, the manifest, counts), progress callbacks, a failing node that does not stop the other,
+    and retry_failed asking only the node that failed."""
+    from vcloud_ansible.cluster import Cluster
+    from vcloud_ansible.errors import RemoteFailed
+
+    c, env = shared
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    inject_links_out(shared, tmp_path)
+    cluster = Cluster(c)
+    started: list[int] = []
+    seen: list[str] = []
+    res = cluster.collect("out/a.txt", tmp_path / "api", on_start=started.append,
+                          on_done=lambda o: seen.append(o.node.dir_name))
+    assert res.ok and started == [2] and sorted(seen) == [f"{c}-0", f"{c}-1"]
+    assert [o.node.index for o in res.outcomes] == [0, 1] and res.files == 2 and res.bytes > 0
+    assert res.manifest_path == tmp_path / "api" / "vca-manifest.json"
+    assert [e["node"] for e in manifest(res.manifest_path)["files"]] == [f"{c}-0", f"{c}-1"]
+    assert (tmp_path / "api" / f"{c}-1" / "a.txt").read_text() == "a of 1\n"
+
+    mine = tmp_path / "api2" / f"{c}-1" / "a.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine\n")
+    res = cluster.collect("out/a.txt", tmp_path / "api2", indexes=[0, 1])
+    assert [o.node.dir_name for o in res.failed] == [f"{c}-1"] and len(res.succeeded) == 1
+    with pytest.raises(RemoteFailed, match=f"collect failed on 1 of 2 nodes: {c}-1 "):
+        res.raise_for_failures()
+    assert mine.read_text() == "mine\n"
+    mine.unlink()
+    started.clear()
+    res = cluster.collect("out/a.txt", tmp_path / "api2", retry_failed=True, on_start=started.append)
+    assert res.ok and started == [1] and [o.node.dir_name for o in res.outcomes] == [f"{c}-1"]
+    assert mine.read_text() == "a of 1\n"
+    again = cluster.collect("out/a.txt", tmp_path / "api2", retry_failed=True)
+    assert again.nothing_to_retry and again.outcomes == []

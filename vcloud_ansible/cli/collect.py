@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import posixpath
+import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
 
-from ..collect.plan import COMPRESSIONS
-from ..errors import RemoteFailed, UsageError
+from ..collect.node_script import COMPRESSIONS
+from ..errors import UsageError
 from .context import App, parse_indexes, pass_app
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
-    from ..collect.plan import Layout, NodeOutcome, RemoteSpec
-    from ..node import Node
+    from ..collect.run import CollectResult, S3Result
 
 
 @click.command()
@@ -67,96 +66,45 @@ def collect(app: App, remote: str | None, local: str | None, nodes: tuple[str, .
       vca collect --from-s3 s3://bucket/run1 results/
     """
     if from_s3:
+        from ..collect.run import collect_from_s3
+
         if local is not None:
             raise UsageError("with --from-s3 give only LOCAL", "vca collect --from-s3 s3://BUCKET/PREFIX LOCAL")
-        _from_s3(app, from_s3, remote or ".", overwrite, suffix)
+        _render_s3(app, collect_from_s3(from_s3, remote or ".", overwrite=overwrite, suffix=suffix))
         return
     if not remote:
         raise UsageError("REMOTE is missing", "vca collect REMOTE [LOCAL]; see vca collect --help")
-    from ..collect.plan import Layout, RemoteSpec
+    with contextlib.ExitStack() as stack:
+        progress: list[Callable[[str, str | None], None]] = []
 
-    layout = Layout.make(local if local is not None else _default_local(remote, suffix), suffix)
-    layout.check()
-    spec = RemoteSpec.parse(remote, suffix)
-    cluster = app.cluster()
-    indexes = parse_indexes(nodes)
-    targets = cluster.select(indexes or None)
-    if not targets:
-        raise UsageError(f"cluster '{cluster.name}' has no nodes", "add some with `vca provision N`")
-    if retry_failed:
-        targets = _failed_last_time(layout, targets)
-        if not targets:
-            app.say(f"nothing to retry: no node failed last time (manifest {layout.manifest_path})")
-            return
-    layout.refuse_links((n.name, n.index) for n in targets)
-    outcomes = _collect(app, cluster, targets, layout, spec, overwrite, compression, timeout)
-    _finish(app, layout, outcomes)
+        def start(count: int) -> None:  # every node at once: a bar on a terminal, failures as they come
+            progress.append(stack.enter_context(app.node_progress("collect", count)))
+
+        result = app.cluster().collect(
+            remote, local, indexes=parse_indexes(nodes) or None, suffix=suffix, overwrite=overwrite,
+            retry_failed=retry_failed, compression=compression, timeout=timeout or None, on_start=start,
+            on_done=lambda o: progress[0](o.node.dir_name, None if o.ok else o.message()))
+    _render(app, result)
 
 
-def _default_local(remote: str, suffix: bool) -> str:
-    if not suffix:
-        return "."
-    name = posixpath.basename(remote.rstrip("/"))
-    if not name or name in (".", "..", "~") or any(c in name for c in "*?["):
-        raise UsageError("--suffix needs LOCAL here", "e.g. vca collect 'out*' results/out --suffix")
-    return name
-
-
-def _failed_last_time(layout: Layout, targets: list[Node]) -> list[Node]:
-    from ..collect.plan import Manifest
-
-    if not layout.manifest_path.exists():
-        raise UsageError(f"no manifest at {layout.manifest_path}: nothing was collected into it yet",
-                         "run without --retry-failed (same LOCAL and --suffix as before)")
-    failed = Manifest.load(layout.manifest_path).failed_nodes
-    return [n for n in targets if n.name in failed]
-
-
-def _collect(app: App, cluster: Cluster, targets: list[Node], layout: Layout, spec: RemoteSpec,
-             overwrite: bool, compression: str, timeout: int) -> list[NodeOutcome]:
-    """Every node at once, one ssh stream each; progress on a terminal, failures as they come."""
-    from ..collect.transport import collect_from_nodes
-
-    with app.node_progress("collect", len(targets)) as done:
-        return collect_from_nodes(cluster.state, targets, layout, spec, overwrite=overwrite,
-                                  compression=compression, timeout=timeout or None,
-                                  on_done=lambda o: done(o.node.dir_name, None if o.ok else o.message()))
-
-
-def _finish(app: App, layout: Layout, outcomes: list[NodeOutcome]) -> None:
-    done = [o for o in outcomes if o.ok]
-    failed = [o for o in outcomes if not o.ok]
-    files = sum(o.files for o in done)
-    written = sum(o.bytes for o in outcomes)
-    links = sum(len(o.links_skipped) for o in outcomes)
-    where = layout.local if not layout.suffix else f"{layout.local}.N"
-    line = (f"collected {files} file{'s' if files != 1 else ''} from {len(done)} of {len(outcomes)} node"
-            f"{'s' if len(outcomes) != 1 else ''} into {where} ({written / 1e6:.1f} MB written); "
-            f"manifest {layout.manifest_path}")
-    if links:
-        line += f"; skipped {links} link(s) pointing outside the collected files"
+def _render(app: App, result: CollectResult) -> None:
+    if result.nothing_to_retry:
+        app.say(f"nothing to retry: no node failed last time (manifest {result.manifest_path})")
+        return
+    n = len(result.outcomes)
+    where = result.local if not result.layout.suffix else f"{result.local}.N"
+    line = (f"collected {result.files} file{'s' if result.files != 1 else ''} from {len(result.succeeded)} of "
+            f"{n} node{'s' if n != 1 else ''} into {where} ({result.bytes / 1e6:.1f} MB written); "
+            f"manifest {result.manifest_path}")
+    if result.links_skipped:
+        line += f"; skipped {result.links_skipped} link(s) pointing outside the collected files"
     app.say(line)
-    if failed:
-        named = [f"{o.node.dir_name} ({o.message()})" for o in failed[:5]]
-        if len(failed) > 5:
-            named.append(f"and {len(failed) - 5} more")
-        raise RemoteFailed(f"collect failed on {len(failed)} of {len(outcomes)} nodes: {', '.join(named)}",
-                           [o.node.dir_name for o in failed],
-                           hint="once fixed, run the same command with --retry-failed")
+    result.raise_for_failures()
 
 
-def _from_s3(app: App, url_text: str, local: str, overwrite: bool, suffix: bool) -> None:
-    from ..collect.plan import Layout
-    from ..collect.s3 import S3Url, collect_s3
-
-    url = S3Url.parse(url_text)
-    layout = Layout.make(local, suffix)
-    layout.check()
-    out = collect_s3(url, layout, overwrite=overwrite)
+def _render_s3(app: App, result: S3Result) -> None:
+    out, url = result.outcome, result.url
     app.say(f"collected {out.files} object{'s' if out.files != 1 else ''} from s3://{url.bucket}/{url.prefix} "
-            f"into {layout.local} ({out.bytes / 1e6:.1f} MB written, {out.kept} unchanged); "
-            f"manifest {layout.manifest_path}")
-    if out.errors:
-        shown = "; ".join(list(out.errors.values())[:3]) + ("; ..." if len(out.errors) > 3 else "")
-        raise RemoteFailed(f"{len(out.errors)} S3 object(s) not collected: {shown}", [],
-                           hint="the others are in LOCAL; once fixed, run the same command again")
+            f"into {result.local} ({out.bytes / 1e6:.1f} MB written, {out.kept} unchanged); "
+            f"manifest {result.manifest_path}")
+    result.raise_for_failures()

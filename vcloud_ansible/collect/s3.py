@@ -1,9 +1,9 @@
 """``vca collect --from-s3 s3://BUCKET/PREFIX LOCAL``: results that nodes wrote to S3.
 
-boto3 finds credentials through its standard chain and the endpoint through AWS_ENDPOINT_URL. Keys are
-listed page by page and downloaded in parallel (bounded); each object is hashed while it streams to a
-staging file, checked against its size (and against its ETag when that is a plain MD5, i.e. a
-single-part upload), then filed under the same overwrite rule and manifest as files from nodes.
+The client is vcloud_ansible.remote.s3.client (the standard credential chain, AWS_ENDPOINT_URL checked,
+bounded timeouts). Keys are listed page by page and downloaded in parallel (bounded); each object is
+hashed while it streams to a staging file, checked against its size (and against its ETag when that is
+a plain MD5, i.e. a single-part upload), then filed under the same overwrite rule and manifest as files from nodes.
 A key's path below PREFIX becomes its local path; keys that would leave LOCAL are refused.
 """
 
@@ -23,7 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvironmentProblem, UsageError, VcaError
-from .plan import CollectError, Layout, Manifest, UnsafePath, file_sha256, make_parents, place, record, utc_now
+from ..remote import s3
+from .checksum import file_sha256
+from .errors import CollectError, UnsafePath
+from .layout import Layout, make_parents, place
+from .manifest import Manifest, record, utc_now
 
 MAX_PARALLEL = 16  # downloads at once: enough to fill a link, few enough for any open-files limit
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -87,12 +91,6 @@ class S3Outcome:
         return self.new + self.replaced + self.same + self.kept
 
 
-def s3_client() -> Any:
-    import boto3
-
-    return boto3.session.Session().client("s3")
-
-
 def list_keys(client: Any, url: S3Url) -> list[dict[str, Any]]:
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=url.bucket, Prefix=url.prefix)
     return [obj for page in pages for obj in page.get("Contents", [])]
@@ -104,7 +102,7 @@ def collect_s3(url: S3Url, layout: Layout, *, overwrite: bool = False, client: A
     if layout.suffix:
         raise UsageError("--suffix does not apply to --from-s3", "keys keep their folders below PREFIX")
     layout.prepare()
-    client = client or s3_client()
+    client = client or s3.client()
     try:
         objects = list_keys(client, url)
     except Exception as exc:

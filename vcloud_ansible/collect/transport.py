@@ -1,7 +1,8 @@
 """How ``vca collect`` and the ``vca_collect`` action reach a node: the node script's output and archive
 either through a temporary file fetched over Ansible's open connection, or streamed through one ssh.
 
-The checks, placement and manifest are in vcloud_ansible.collect.plan; only the transport is here.
+What the node runs is vcloud_ansible.collect.node_script; what the controller does with the answer,
+vcloud_ansible.collect.receive; only the transport is here.
 """
 
 from __future__ import annotations
@@ -23,21 +24,13 @@ from typing import IO
 from ..node import Node
 from ..remote.ssh import OWN_CONNECTION, parallel, spawn, ssh_command
 from ..state import ClusterState
-from .plan import (
-    CollectError,
-    Extract,
-    Layout,
-    Manifest,
-    NodeCollector,
-    NodeInfo,
-    NodeOutcome,
-    Probe,
-    RemoteSpec,
-    compressors,
-    node_script,
-    record_outcome,
-    record_outcomes,
-)
+from .errors import CollectError
+from .layout import Layout
+from .manifest import Manifest, record_outcome, record_outcomes
+from .node_script import Probe, compressors, node_script
+from .outcome import NodeInfo, NodeOutcome
+from .receive import Extract, NodeCollector
+from .remote_path import RemoteSpec
 
 _CHUNK = 1 << 20
 _PIPE_SIZE = 1 << 20  # the default limit of /proc/sys/fs/pipe-max-size

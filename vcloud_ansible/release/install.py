@@ -1,4 +1,5 @@
 """Installing a release on one node and starting its job: the node-side shell script and its report.
+The contract it writes there (environment and files) is built by vcloud_ansible.release.contract.
 
 Shared by the two ways a release reaches a node, so that they do exactly the same thing there:
 ``vca inject`` (vcloud_ansible.release.transport: one ssh session per node) and the ``vca_release`` Ansible
@@ -16,6 +17,7 @@ from functools import cache
 from typing import Any
 
 from ..paths import resource_root
+from .contract import Contract
 
 AGENT_FILE = resource_root() / "roles" / "package" / "files" / "vca-node"
 EOF_MARK = "VCA_EOF_7f3a9c"
@@ -63,52 +65,10 @@ KEEP_RELEASES = 5
 STALE_MINUTES = 60
 
 
-@dataclass(frozen=True)
-class Contract:
-    """The cluster's node list and the two files the node contract makes of it (/etc/vca/cluster.json,
-    the /etc/hosts block): built once per inject, the same text for every node."""
-
-    nodes: list[dict[str, Any]]
-    cluster_json: str
-    hosts: str
-
-    @classmethod
-    def of(cls, nodes: list[dict[str, Any]]) -> Contract:
-        return cls(nodes, json.dumps(nodes, indent=1) + "\n",
-                   "".join(f"{n['private_ip']}\t{n['name']}\n" for n in nodes))
-
-
 @cache
 def agent_text() -> str:
     """The node agent, installed by every inject (read once per process)."""
     return AGENT_FILE.read_text()
-
-
-def node_entry(index: int, name: str, private_ip: str, public_address: str, role: str) -> dict[str, Any]:
-    """One node in /etc/vca/cluster.json. Both transports build the list with this, so that switching
-    between them never rewrites the contract."""
-    return {"index": index, "name": name, "private_ip": private_ip, "public_address": public_address,
-            "role": role}
-
-
-def contract_env(nodes: list[dict[str, Any]], me: str, release_id: str, cluster: str,
-                 extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The VCA_* environment of the job on node ``me`` (see the node contract in the README)."""
-    mine = next((n for n in nodes if n["name"] == me), None)
-    if mine is None:
-        raise ValueError(f"{me} is not in the cluster's node list (no vca_node_index?)")
-    head = next((n for n in nodes if n["role"] == "head"), nodes[0])
-    return {
-        "VCA_CLUSTER": cluster,
-        "VCA_NODE_INDEX": str(mine["index"]),
-        "VCA_NUM_NODES": str(len(nodes)),
-        "VCA_NODE_IPS": "\n".join(n["private_ip"] for n in nodes),
-        "VCA_HEAD_IP": head["private_ip"],
-        "VCA_ROLE": mine["role"],
-        "VCA_PRIVATE_IP": mine["private_ip"],
-        "VCA_RELEASE": release_id,
-        **(extra or {}),
-    }
 
 
 def probe_command(release_id: str) -> str:

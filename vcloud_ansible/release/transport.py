@@ -26,6 +26,7 @@ from ..playbook.progress import natural_key
 from ..remote.ssh import OWN_CONNECTION, parallel, spawn, ssh_command
 from ..state import ClusterState
 from . import install as release
+from .contract import Contract, cluster_vars, contract_env, contract_of
 
 # The node reads the script, then says whether it needs the package; the controller then sends
 # "<bytes>\n" and that many bytes (0 when the node has the release or downloads it itself).
@@ -96,18 +97,12 @@ class InjectResult:
                                       "release receive nothing")
 
 
-def contract_nodes(nodes: Sequence[Node]) -> list[dict[str, Any]]:
-    """The cluster's node list for /etc/vca/cluster.json (as vca_pack builds it from the inventory)."""
-    return [release.node_entry(n.index, n.name, n.private_ip or n.address, n.address, n.role)
-            for n in sorted(nodes, key=lambda n: n.index)]
-
-
 def inject_nodes(state: ClusterState, every: Sequence[Node], targets: Sequence[Node], tarball: Path,
                  release_id: str, compression: str, job: release.JobOptions, *,
                  url: str = "", timeout: float | None = None,
                  on_done: Callable[[NodeInject], None] | None = None) -> InjectResult:
     """Install and start the release on ``targets`` (``every``: the whole cluster, for the contract)."""
-    contract = release.Contract.of(contract_nodes(every))
+    contract = contract_of(every)
     result = InjectResult(release_id)
     started = time.monotonic()
 
@@ -126,10 +121,12 @@ def inject_nodes(state: ClusterState, every: Sequence[Node], targets: Sequence[N
     return result
 
 
-def _one_node(state: ClusterState, node: Node, contract: release.Contract, tarball: Path, rid: str,
+def _one_node(state: ClusterState, node: Node, contract: Contract, tarball: Path, rid: str,
               compression: str, job: release.JobOptions, url: str,
               timeout: float | None) -> NodeInject:
-    job_env = release.contract_env(contract.nodes, node.name, rid, state.name) | job.env
+    # The node's contract variables from where Ansible reads them too (group_vars, host_vars beside the
+    # cluster's inventory): both inject paths give a job the same environment.
+    job_env = contract_env(contract.nodes, node.name, rid, state.name, cluster_vars(state.dir, node.name)) | job.env
     script = session_script(rid, compression, contract, job_env, job, url, job.fingerprint())
     argv = [*ssh_command(state, node, *OWN_CONNECTION), "--", release.run_script_command(len(script))]
     with tempfile.TemporaryFile() as err:
@@ -156,7 +153,7 @@ def _one_node(state: ClusterState, node: Node, contract: release.Contract, tarba
     return NodeInject(node.name, release.Report.parse(rid, sent, rc, stdout, stderr))
 
 
-def session_script(rid: str, compression: str, contract: release.Contract, env: dict[str, str],
+def session_script(rid: str, compression: str, contract: Contract, env: dict[str, str],
                    job: release.JobOptions, url: str = "", settings: str = "") -> bytes:
     """What the node runs in its session: the handshake, then the shared install script."""
     handshake = _HANDSHAKE.format(path=release.package_path('"$HOME"', rid, TAG), rid=rid)
@@ -169,7 +166,7 @@ def refresh_contract(state: ClusterState, every: Sequence[Node], targets: Sequen
     Returns the nodes where that failed, with why."""
     from ..remote.ssh import run_all
 
-    script = release.contract_script(release.Contract.of(contract_nodes(every)))
+    script = release.contract_script(contract_of(every))
     failed: dict[str, str] = {}
     for r in run_all(state, targets, script, timeout=120):
         if r.rc != 0:

@@ -2,8 +2,9 @@
 
 The hot path runs no Python on the node: one shell round trip lists the files with their sha256 and
 writes one compressed tarball, one file transfer over the already open connection brings it back, one
-round trip removes it. Checking, verifying and placing happen here on the controller, in
-vcloud_ansible.collect.plan (shared with `vca collect`), and each node records its files in the manifest.
+round trip removes it. The steps are vcloud_ansible.collect.run.collect_one (checking, verifying,
+placing and the manifest, shared with `vca collect`); this action only hands it the connection and
+turns the node's outcome into a task result.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 
@@ -20,39 +21,23 @@ class ActionModule(ActionBase):  # type: ignore[misc]
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
-        from vcloud_ansible.collect import plan as collect
-        from vcloud_ansible.collect.transport import collect_node
+        from vcloud_ansible.collect.run import collect_one, inventory_node
         from vcloud_ansible.errors import VcaError
 
         tv = task_vars or {}
         a = self._task.args
-        host = str(tv.get("inventory_hostname", ""))
-        index = tv.get("vca_node_index")
-        node = collect.NodeInfo(
-            collect.node_dir_name(tv.get("vca_cluster"), None if index is None else int(index), host),
-            None if index is None else int(index), tv.get("vca_instance_id") or None)
+        node = inventory_node(str(tv.get("inventory_hostname", "")), tv.get("vca_cluster"),
+                              tv.get("vca_node_index"), tv.get("vca_instance_id"))
         try:
-            layout = collect.Layout.make(str(a.get("dest") or "."), bool(a.get("suffix")))
-            spec = collect.RemoteSpec.parse(str(a.get("remote") or ""), layout.suffix)
-            layout.prepare()
-            if a.get("retry_failed") and node.dir_name not in collect.Manifest.load(
-                    layout.manifest_path).failed_nodes:
-                result.update(skipped=True, msg=f"{node.dir_name} did not fail last time")
-                return result
-        except VcaError as exc:
+            outcome = collect_one(
+                node, str(a.get("remote") or ""), str(a.get("dest") or "."), shell=self._shell,
+                fetch=self._fetch, suffix=bool(a.get("suffix")), overwrite=bool(a.get("overwrite")),
+                retry_failed=bool(a.get("retry_failed")), compression=str(a.get("compression") or "auto"))
+        except VcaError as exc:  # connection failures propagate as they are: Ansible marks the host
             raise AnsibleActionFail(exc.one_line()) from None
-        try:
-            outcome = collect_node(
-                layout, spec, node, shell=self._shell, fetch=self._fetch,
-                overwrite=bool(a.get("overwrite")), compression=str(a.get("compression") or "auto"))
-        except AnsibleConnectionFailure as exc:
-            # Recorded for --retry-failed even when no vca front end runs this playbook.
-            collect.record(layout, spec.given, [], {node.dir_name: collect.failure(node, spec.given, str(exc))})
-            raise
-        except VcaError as exc:
-            collect.record(layout, spec.given, [], {node.dir_name: collect.failure(node, spec.given,
-                                                                                   exc.one_line())})
-            raise AnsibleActionFail(exc.one_line()) from None
+        if outcome is None:
+            result.update(skipped=True, msg=f"{node.dir_name} did not fail last time")
+            return result
         result["vca_report"] = outcome.report()
         result.update(changed=bool(outcome.new or outcome.replaced), **outcome.report())
         if not outcome.ok:

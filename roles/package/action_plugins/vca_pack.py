@@ -57,20 +57,11 @@ def _default_cache(cluster: str | None) -> str:
 
 def _cluster_nodes(task_vars: dict[str, Any]) -> list[dict[str, Any]]:
     """Every node of the cluster (not only the play's hosts), in index order."""
+    from vcloud_ansible.release.contract import node_list
+
     hv = task_vars["hostvars"]
-    nodes = []
-    for host in task_vars["groups"]["all"]:
-        v = hv[host]
-        if "vca_node_index" not in v:
-            continue
-        nodes.append({
-            "index": int(v["vca_node_index"]),
-            "name": host,
-            "private_ip": str(v.get("vca_private_ip") or v.get("ansible_host") or host),
-            "public_address": str(v.get("vca_public_address") or v.get("ansible_host") or ""),
-            "role": str(v.get("vca_role") or ("head" if int(v["vca_node_index"]) == 0 else "worker")),
-        })
+    nodes = node_list({host: hv[host] for host in task_vars["groups"]["all"]})
     if not nodes:
         raise AnsibleActionFail("no host in the inventory has vca_node_index: use a vca inventory "
                                 "(`vca inventory`) or set vca_node_index per host")
-    return sorted(nodes, key=lambda n: n["index"])
+    return nodes

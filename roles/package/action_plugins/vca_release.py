@@ -3,7 +3,8 @@
 The hot path runs no Python on the node: one shell round trip to look, one file transfer over the
 already open SSH connection (only when the node lacks the release and the package is big), one shell
 round trip that installs the node agent, unpacks, writes the node contract and launches. The script
-and the reading of its report are vcloud_ansible.release.install, shared with `vca inject`.
+and the reading of its report are vcloud_ansible.release.install, the contract (environment and files)
+vcloud_ansible.release.contract, both shared with `vca inject`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         from vcloud_ansible.release import install as release
+        from vcloud_ansible.release.contract import Contract, contract_env
 
         result: dict[str, Any] = super().run(tmp, task_vars)
         task_vars = task_vars or {}
@@ -35,12 +37,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         nodes = a.get("nodes") or []
         if not nodes:
             raise AnsibleActionFail("vca_release: nodes (the cluster's node list from vca_pack) is required")
-        extra = {var: str(task_vars[key]) for var, key in (("VCA_SCRATCH", "vca_scratch"),
-                                                           ("VCA_DATA_BUCKET", "vca_data_bucket"))
-                 if task_vars.get(key)}
         try:
-            env = release.contract_env(nodes, task_vars["inventory_hostname"], rid,
-                                       str(task_vars.get("vca_cluster", "")), extra)
+            # The node's contract variables (vca_scratch, vca_data_bucket) are its hostvars here.
+            env = contract_env(nodes, task_vars["inventory_hostname"], rid, str(task_vars.get("vca_cluster", "")),
+                               task_vars)
         except ValueError as exc:
             raise AnsibleActionFail(str(exc)) from None
         user_env = {str(k): str(v) for k, v in (a.get("env") or {}).items()}
@@ -65,7 +65,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                                  grace=int(a.get("grace", 10)))
         bootstrap = facts.get("nopython") == "1" and bool(a.get("bootstrap_python", True))
         script = release.install_script(
-            rid, str(a.get("compression", "gz")), release.Contract.of(nodes), env, job, url=url if needed else "",
+            rid, str(a.get("compression", "gz")), Contract.of(nodes), env, job, url=url if needed else "",
             receive=release.RECEIVE_INLINE if inline else "", bootstrap=bootstrap, tag=tag,
             settings=job.fingerprint(),
         ).encode()

@@ -704,12 +704,12 @@ def test_mkpkg_read_only_target_folder(tmp_path: Path) -> None:
 
 
 def test_mkpkg_failure_while_packing_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vcloud_ansible.release.package as package
+    import vcloud_ansible.release.package_pack as package_pack
 
     src = make_pkg(tmp_path / "pkg")
     out = tmp_path / "out.tar.gz"
     out.write_text("old")
-    real_add, calls = package._add, []
+    real_add, calls = package_pack._add, []
 
     def failing_add(tar: tarfile.TarFile, member: Any, mtime: int) -> None:
         calls.append(member.name)
@@ -717,7 +717,7 @@ def test_mkpkg_failure_while_packing_leaves_nothing(tmp_path: Path, monkeypatch:
             raise UsageError("cannot read something", "mid-pack")
         real_add(tar, member, mtime)
 
-    monkeypatch.setattr(package, "_add", failing_add)
+    monkeypatch.setattr(package_pack, "_add", failing_add)
     with pytest.raises(UsageError, match="cannot read something"):
         mkpkg(src, out, force=True)
     assert out.read_text() == "old"

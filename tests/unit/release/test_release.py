@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from vcloud_ansible.release import contract
 from vcloud_ansible.release import install as release
 from vcloud_ansible.release.transport import _HANDSHAKE, converse
 
-NODES = [release.node_entry(0, "c-0", "10.0.0.2", "10.0.0.2", "head"),
-         release.node_entry(1, "c-1", "10.0.0.3", "10.0.0.3", "worker")]
+NODES = [contract.node_entry(0, "c-0", "10.0.0.2", "10.0.0.2", "head"),
+         contract.node_entry(1, "c-1", "10.0.0.3", "10.0.0.3", "worker")]
 
 
 def run_session(home: Path, script: bytes, tarball: Path, lie: int = 0) -> tuple[bool, str, int]:
@@ -56,11 +57,11 @@ def test_report_parsing() -> None:
 
 
 def test_contract_env_and_unknown_node() -> None:
-    env = release.contract_env(NODES, "c-1", "r1", "c")
+    env = contract.contract_env(NODES, "c-1", "r1", "c")
     assert env["VCA_NODE_INDEX"] == "1" and env["VCA_HEAD_IP"] == "10.0.0.2" and env["VCA_ROLE"] == "worker"
     assert env["VCA_NODE_IPS"] == "10.0.0.2\n10.0.0.3" and env["VCA_NUM_NODES"] == "2"
     with pytest.raises(ValueError, match="c-9"):
-        release.contract_env(NODES, "c-9", "r1", "c")
+        contract.contract_env(NODES, "c-9", "r1", "c")
 
 
 def test_session_sends_the_package_only_when_the_node_lacks_it(tmp_path: Path) -> None:
