@@ -129,7 +129,8 @@ def test_kept_node_gets_only_the_changed_file(lab: Lab) -> None:
     out = lab.base / "own"
     _, first = lab.compile(str(lab.src), "--artifact", "hello", "--out", str(out))
     assert first["made_node"] is False and first["removed_node"] is False  # the cluster's dev node, kept
-    assert len(first["files_sent"]) == first["sources"] == 6  # type: ignore[arg-type]
+    sent = first["files_sent"]
+    assert isinstance(sent, list) and len(sent) == first["sources"] and {"greet.cpp", "main.cpp"} <= set(sent)
     _, again = lab.compile(str(lab.src), "--artifact", "hello", "--out", str(out))
     assert again["files_sent"] == [] and again["compiler_invocations"] == 0, again
     greet = lab.src / "greet.cpp"
