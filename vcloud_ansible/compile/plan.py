@@ -184,7 +184,8 @@ sort -u -o "$L.new" "$L.new"
 if [ -f "$L" ]; then sort -u "$L" > "$L.old"; else : > "$L.old"; fi
 comm -23 "$L.old" "$L.new" | while IFS= read -r f; do rm -f -- "./$f"; done
 mv -f "$L.new" "$L"; rm -f "$L.old"
-export CCACHE_DIR={c} CCACHE_BASEDIR={d} VCA_BUILD_DIR={d}
+# PYTHONUNBUFFERED: scons (Python) writes each line as it goes, not in blocks, through the pipe.
+export CCACHE_DIR={c} CCACHE_BASEDIR={d} VCA_BUILD_DIR={d} PYTHONUNBUFFERED=1
 [ -d /usr/lib/ccache ] && export PATH="/usr/lib/ccache:$PATH"
 printf '%s\\n' '{START_MARK}'
 bash -c {shlex.quote(command)} < /dev/null 2>&1
