@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
     from .collect.outcome import NodeOutcome
     from .collect.run import CollectResult
+    from .compile.plan import CompileRequest
+    from .compile.run import CompileResult
     from .playbook.runner import RunResult
     from .release.transport import InjectResult, NodeInject
     from .setup.stage import SetupRun
@@ -487,6 +489,14 @@ class Cluster:
         self.state.load()
         with self.state.lock("stop"):
             return self.exec(stop_command(grace), indexes, timeout=grace + 30)
+
+    def compile(self, request: CompileRequest, *, say: Say = _quiet, log: Say = _quiet,
+                console: Console | None = None) -> CompileResult:
+        """Build ``request.src`` on the cluster's dev node (made when absent) and bring the artifacts
+        back; ``log`` gets the build log line by line. See vcloud_ansible.compile."""
+        from .compile.run import compile_sources
+
+        return compile_sources(self, request, say, log, console)
 
     # -- setup stage -------------------------------------------------------------------------
     def setup_roles(self) -> dict[str, list[str]]:

@@ -9,7 +9,7 @@ from vcloud_ansible.cli.main import main
 from vcloud_ansible.errors import UsageError
 from vcloud_ansible.playbook.runner import available_playbooks, resolve_playbook
 
-VERBS = "collect, inject, ping, setup"
+VERBS = "collect, compile, inject, ping, setup, toolchain"
 
 
 def test_available_playbooks_are_the_user_verbs() -> None:

@@ -1,0 +1,5 @@
+#include "greet.hpp"
+
+std::string greeting(const std::string& name) {
+    return "hello, " + name + " (built by vca compile)";
+}
