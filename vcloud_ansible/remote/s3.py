@@ -29,7 +29,7 @@ def client() -> Any:
     except ImportError:
         raise EnvironmentProblem("S3 needs boto3", "pip install boto3") from None
 
-    from ..providers.ec2.api import client_config, configured_endpoint
+    from .aws import client_config, configured_endpoint
 
     configured_endpoint("s3")
     # A session per client: boto3's default session is not safe to share between threads.

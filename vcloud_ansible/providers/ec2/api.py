@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import EnvironmentProblem, ProviderError, UsageError
+from ...remote.aws import client_config, configured_endpoint
 from .settings import DEFAULT_IMAGE_NAME, Ec2Settings
 
 TAG_CLUSTER = "vca:cluster"
@@ -40,11 +41,8 @@ _CREDENTIAL_CODES = {"AuthFailure", "UnauthorizedOperation", "InvalidClientToken
                      "RequestExpired", "ExpiredToken", "InvalidToken", "UnrecognizedClientException"}
 _CALLER_ADDRESS_URL = "https://checkip.amazonaws.com"
 
-# Every EC2 call vca makes itself is bounded: a frozen endpoint costs at most about
-# MAX_ATTEMPTS * (CONNECT_TIMEOUT or READ_TIMEOUT) seconds, said after SAY_WAITING_AFTER seconds.
-CONNECT_TIMEOUT = 5
-READ_TIMEOUT = 10
-MAX_ATTEMPTS = 3  # in all, the first one included (throttled calls are retried too)
+# A frozen endpoint costs at most about MAX_ATTEMPTS * (CONNECT_TIMEOUT or READ_TIMEOUT) seconds
+# (vcloud_ansible.remote.aws), said after SAY_WAITING_AFTER seconds.
 SAY_WAITING_AFTER = 4.0
 
 
@@ -97,38 +95,6 @@ class Plan:
     vpc_id: str | None  # None: the region's default VPC
     subnet_id: str | None
     ssh_cidrs: list[str] = field(default_factory=list)
-
-
-def client_config(**extra: Any) -> Any:
-    """The botocore config of every AWS client vca makes: bounded timeouts and attempts."""
-    from botocore.config import Config
-
-    return Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-                  connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, **extra)
-
-
-def configured_endpoint(service: str = "ec2") -> str | None:
-    """The endpoint the environment names for ``service`` (AWS_ENDPOINT_URL_<SERVICE>, else
-    AWS_ENDPOINT_URL); None for AWS itself. Raises UsageError when it is not an http(s) URL."""
-    for name in (f"AWS_ENDPOINT_URL_{service.upper()}", "AWS_ENDPOINT_URL"):
-        value = os.environ.get(name)
-        if value is None:
-            continue
-        check_endpoint(value, name, service.upper())
-        return value
-    return None
-
-
-def check_endpoint(value: str, source: str = "AWS_ENDPOINT_URL", service: str = "EC2") -> None:
-    try:
-        url = urllib.parse.urlsplit(value)
-        ok = url.scheme in ("http", "https") and bool(url.hostname) and (url.port is None or url.port > 0)
-    except ValueError:  # a bad port or address in it
-        ok = False
-    if not ok:
-        raise UsageError(f"the {service} endpoint '{value}' is not a URL",
-                         f"{source} must look like https://{service.lower()}.example.com or "
-                         "http://127.0.0.1:5000")
 
 
 def endpoint_for(region: str) -> str:

@@ -193,15 +193,17 @@ def test_an_endpoint_that_is_not_a_url_is_one_line(value: str, monkeypatch: pyte
     with pytest.raises(UsageError, match=f"the EC2 endpoint '{value}' is not a URL"):
         ec2_api.client("eu-west-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
-    assert ec2_api.configured_endpoint() == "http://127.0.0.1:5000"
+    from vcloud_ansible.remote import aws
+
+    assert aws.configured_endpoint() == "http://127.0.0.1:5000"
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", value)
     with pytest.raises(UsageError, match=f"the S3 endpoint '{value}' is not a URL"):
-        ec2_api.configured_endpoint("s3")
+        aws.configured_endpoint("s3")
 
 
 def test_aws_clients_are_bounded() -> None:
-    from vcloud_ansible.providers.ec2 import api as ec2_api
+    from vcloud_ansible.remote import aws
 
-    cfg = ec2_api.client_config()
+    cfg = aws.client_config()
     assert cfg.connect_timeout <= 5 and cfg.read_timeout <= 10
     assert cfg.retries == {"mode": "standard", "total_max_attempts": 3}
