@@ -39,6 +39,8 @@ from .release.inject import (
 from .remote import access
 from .remote import ssh as sshexec
 from .state import ClusterRecord, ClusterState, current_cluster_name
+from .storage import init_script
+from .storage.init_script import InitState
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -64,6 +66,7 @@ class NodeStatus:
     state: str  # up | unreachable | down | <provider state>
     uptime: float | None  # seconds since the node's init started, as the node reports it
     job: JobState | None = None  # release and job, as the node's agent reports them
+    init: InitState | None = None  # the user's init script, where it ran (storage.init_script)
 
 
 @dataclass
@@ -376,7 +379,7 @@ class Cluster:
         """Every node with its state as probed over SSH (one round trip each), uptime and job."""
         nodes = self._reach()
         live = [n for n in nodes if n.state == "running"]
-        command = f"ps -o etimes= -p 1; {STATUS_COMMAND}"
+        command = f"ps -o etimes= -p 1; {STATUS_COMMAND}; {init_script.STATUS_COMMAND}"
         probe = {r.node.index: r for r in sshexec.run_all(self.state, live, command, timeout=15)}
         out = []
         for n in nodes:
@@ -385,7 +388,7 @@ class Cluster:
             if r is None:
                 out.append(NodeStatus(n, n.state, None))
             elif r.rc == 0 and first.isdigit():
-                out.append(NodeStatus(n, "up", float(first), JobState.parse(r.stdout)))
+                out.append(NodeStatus(n, "up", float(first), JobState.parse(r.stdout), init_script.parse(r.stdout)))
             else:
                 out.append(NodeStatus(n, "unreachable", None))
         return out

@@ -106,10 +106,15 @@ def mkpkg(folder: Path, output: Path | None, force: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows (Ctrl-C to stop).")
 @click.option("--tail", default=100, show_default=True, type=click.IntRange(0), help="Lines to show.")
 @click.option("--proc", default=0, show_default=True, type=click.IntRange(0), help="Process index.")
+@click.option("--init", "init", is_flag=True, help="Show the output of the node's init script instead.")
 @pass_app
-def logs(app: App, node: str, follow: bool, tail: int, proc: int) -> None:
-    """Show the job log of node N (default 0)."""
+def logs(app: App, node: str, follow: bool, tail: int, proc: int, init: bool) -> None:
+    """Show the job log of node N (default 0), or with --init the output of its init script."""
     index = single_index(node, "logs")
+    if init:
+        from ..storage.init_script import LOGS_COMMAND
+
+        exec_argv(app.cluster().ssh_argv(index, LOGS_COMMAND))
     exec_argv(app.cluster().logs_argv(index, proc=proc, tail=tail, follow=follow))
 
 

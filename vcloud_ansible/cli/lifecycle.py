@@ -66,10 +66,14 @@ def _provider_options(fn: F) -> F:
 @click.option("--setup", "setup_roles", multiple=True, metavar="ROLE[@ON]",
               help="Name a setup role, applied to nodes once they accept SSH: a name on Ansible's roles path "
                    "or a path to a role folder, on all nodes or @head, @worker, @dev; repeatable. See `vca setup`.")
+@click.option("--init-script", "init_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="A script every node runs once as root, after the setup roles and before the first inject; "
+                   "nodes added later run it too (kept with the cluster). `vca status` shows its exit code, "
+                   "`vca logs --init N` its output.")
 @_provider_options
 @pass_app
 def provision(app: App, /, count: str | None, provider: str | None, total: int | None, spec_file: Path | None,
-              role: str | None, setup_roles: tuple[str, ...], **given: Any) -> None:
+              role: str | None, setup_roles: tuple[str, ...], init_file: Path | None, **given: Any) -> None:
     """Add N nodes (default 1) to the cluster, creating it on first use.
 
     Running it again adds N more with the next indexes: `vca provision 4; vca provision 2`
@@ -98,9 +102,16 @@ def provision(app: App, /, count: str | None, provider: str | None, total: int |
     n = _count(count) if count is not None else (None if total is not None else 1)
     for role_name, on in map(split_request, setup_roles):
         setup.setdefault(on, []).append(role_name)
+    from ..storage import init_script
+
+    if init_file is not None:
+        init_script.check(init_file)  # refused before anything is made
     cluster = app.cluster()
-    new = cluster.provision(n, provider, say=app.say, total=total, settings=settings or None, role=role,
-                            setup=setup or None, console=app.err)
+    with init_script.staged(cluster.state, init_file) as init_roles:
+        for on, names in init_roles.items():
+            setup.setdefault(on, []).extend(names)
+        new = cluster.provision(n, provider, say=app.say, total=total, settings=settings or None, role=role,
+                                setup=setup or None, console=app.err)
     from ..cluster import index_ranges
 
     have = len(cluster.nodes())

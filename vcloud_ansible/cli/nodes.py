@@ -11,6 +11,7 @@ from rich.table import Table
 from ..cluster import expiry_warning, format_uptime
 from ..release.inject import JobState, job_details
 from ..remote.ssh import ExecResult
+from ..storage import init_script
 from .context import SECONDS, App, exec_argv, parse_indexes, pass_app, single_index
 from .render import summarize
 
@@ -28,7 +29,7 @@ def status(app: App, as_json: bool) -> None:
         app.out.print_json(json.dumps([
             {"index": s.node.index, "name": s.node.name, "address": s.node.address,
              "private_ip": s.node.private_ip, "role": s.node.role, "state": s.state, "uptime": s.uptime,
-             **(job_details(s.job) if s.job else {}), **s.node.details}
+             **(job_details(s.job) if s.job else {}), **init_script.details(s.init), **s.node.details}
             for s in rows
         ]))
         return
@@ -36,7 +37,9 @@ def status(app: App, as_json: bool) -> None:
                   title_justify="left")
     # Provider details (ec2: instance, type, zone, lifecycle, launch time) as extra columns; text only.
     extra = list(dict.fromkeys(k for s in rows for k, v in s.node.details.items() if isinstance(v, str)))
-    for col in ("index", "name", "address", "role", "state", "uptime", "release", "job", "since", *extra):
+    inits = any(s.init for s in rows)  # an init column only where an init script ran
+    for col in ("index", "name", "address", "role", "state", "uptime", "release", "job", "since",
+                *(["init"] if inits else []), *extra):
         table.add_column(col, no_wrap=True)  # ids and states are read whole, never folded
     now = time.time()
     for s in rows:
@@ -48,7 +51,7 @@ def status(app: App, as_json: bool) -> None:
         since = format_uptime(now - job.since) + " ago" if job.since else "-"
         table.add_row(str(s.node.index), s.node.name, s.node.address, s.node.role,
                       f"[{style}]{s.state}[/{style}]" if style else s.state, format_uptime(s.uptime),
-                      release, job.label if s.job else "-", since,
+                      release, job.label if s.job else "-", since, *([_init_cell(s.init, now)] if inits else []),
                       *(str(s.node.details.get(k, "-")) for k in extra))
     app.out.print(table)
     down = [s.node.name for s in rows if s.state not in ("up", "running")]
@@ -58,9 +61,19 @@ def status(app: App, as_json: bool) -> None:
     if loose:
         app.say(f"{', '.join(loose)} run{'s' if len(loose) == 1 else ''} without its lab supervisor (its "
                 "systemd-nspawn was killed): a guest reboot will not bring it back; `vca teardown` removes it")
+    bad = init_script.failed({s.node.name: s.init for s in rows})
+    if bad:
+        app.say(f"the init script failed on {', '.join(bad)}: `vca logs --init N` shows its output")
     warning = expiry_warning(cluster.name, [s.node for s in rows], now)
     if warning:
         app.say(warning)
+
+
+def _init_cell(init: init_script.InitState | None, now: float) -> str:
+    if init is None:
+        return "-"
+    text = f"exit {init.exit}, {format_uptime(now - init.at)} ago"
+    return text if init.exit == 0 else f"[red]{text}[/red]"
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -91,6 +91,14 @@ class Lab:
         self._remove(victims)
         return victims
 
+    def add_disk(self, cluster: str, index: int, size_mb: int) -> str:
+        """A new empty disk for a running node (a loop device on a sparse file); returns the device."""
+        require_root()
+        victim = next((n for n in self.nodes(cluster) if n.index == index), None)
+        if victim is None:
+            raise LabError(f"lab cluster '{cluster}' has no node {index}")
+        return node.add_disk(victim, size_mb)
+
     def _remove(self, victims: list[LabNode]) -> None:
         if victims:
             node.stop(victims)

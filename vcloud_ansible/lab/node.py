@@ -176,6 +176,35 @@ def _detach_loops(d: Path) -> None:
             subprocess.run(["losetup", "-d", dev["name"]], capture_output=True, check=False)
 
 
+def add_disk(node: LabNode, size_mb: int) -> str:
+    """Give a running node one more empty disk, as a cloud gives an instance-store volume: a sparse
+    file in the node's folder on a loop device, made in the guest's /dev now and bound into it at every
+    later boot (the supervisor reads ``binds``). Detached with the node (cleanup). Returns the device."""
+    d = Path(node.dir)
+    n = len(list(d.glob("disk-*.img")))
+    img = d / f"disk-{n}.img"
+    with open(img, "wb") as f:
+        f.truncate(size_mb << 20)
+    res = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        img.unlink()
+        raise LabError(f"no loop device for a disk of {node.name}: {res.stderr.strip()}")
+    dev = res.stdout.strip()
+    try:
+        init = _guest_init(node)
+        if init is None:
+            raise LabError(f"{node.name} is not running: cannot give it a disk")
+        rdev = os.stat(dev).st_rdev
+        _run(["nsenter", "-t", str(init), "-m", "--", "mknod", dev, "b", str(os.major(rdev)), str(os.minor(rdev))])
+    except BaseException:
+        subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
+        img.unlink()
+        raise
+    with open(d / "binds", "a") as f:
+        f.write(dev + "\n")
+    return dev
+
+
 def _run(cmd: list[str]) -> None:
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:

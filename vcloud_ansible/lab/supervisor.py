@@ -40,7 +40,9 @@ def main(argv: list[str]) -> int:
             if len(boots) > MAX_REBOOTS_PER_MINUTE:
                 console.write(b"vca-supervisor: too many reboots in a minute, giving up\n")
                 return 1
-            child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=console)
+            binds = node_dir / "binds"  # devices given to the node while it ran (lab/node.add_disk)
+            extra = [f"--bind={d}" for d in binds.read_text().split()] if binds.exists() else []
+            child = subprocess.Popen(cmd + extra, stdin=subprocess.DEVNULL, stdout=console, stderr=console)
             (node_dir / "nspawn.pid").write_text(str(child.pid))
             (node_dir / "booted-at").write_text(f"{time.time():.3f}")
             rc = child.wait()

@@ -32,6 +32,7 @@ from ... import paths
 from ...errors import ClusterNotFound, EnvironmentProblem, ProviderError, UsageError, VcaError
 from ...node import Node, role_for
 from ...state import ClusterState, atomic_write
+from ...storage import init_script
 from ..base import Say
 from . import api as ec2_api
 from . import settings as ec2_settings
@@ -374,15 +375,16 @@ def user_data(state: ClusterState, s: Ec2Settings) -> str:
             script = Path(s.user_data).read_text()
         except OSError as exc:
             raise UsageError(f"cannot read user-data {s.user_data}: {exc.strerror}") from None
-    if not s.key_name:
-        return script
-    config = "#cloud-config\n" + yaml.safe_dump({"ssh_authorized_keys": [state.public_key()]}, width=1 << 16)
-    if not script:
-        return config
+    parts = [p for p in (script, init_script.boot_script(state)) if p]  # the cluster's init script last
+    if s.key_name:
+        parts.insert(0, "#cloud-config\n" + yaml.safe_dump({"ssh_authorized_keys": [state.public_key()]},
+                                                           width=1 << 16))
+    if len(parts) <= 1:
+        return "".join(parts)
     msg = email.mime.multipart.MIMEMultipart()
-    msg.attach(email.mime.text.MIMEText(config, "cloud-config"))
-    kind = "cloud-config" if script.startswith("#cloud-config") else "x-shellscript"
-    msg.attach(email.mime.text.MIMEText(script, kind))
+    for part in parts:
+        kind = "cloud-config" if part.startswith("#cloud-config") else "x-shellscript"
+        msg.attach(email.mime.text.MIMEText(part, kind))
     return msg.as_string()
 
 
