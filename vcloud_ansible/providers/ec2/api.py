@@ -95,6 +95,7 @@ class Plan:
     vpc_id: str | None  # None: the region's default VPC
     subnet_id: str | None
     ssh_cidrs: list[str] = field(default_factory=list)
+    instance_store: list[dict[str, str]] = field(default_factory=list)  # block device mappings to add
 
 
 def endpoint_for(region: str) -> str:
@@ -257,8 +258,9 @@ def find_image(ec2: Any, s: Ec2Settings) -> dict[str, Any]:
     return max(images, key=lambda i: str(i.get("CreationDate", "")))
 
 
-def check_instance_type(ec2: Any, s: Ec2Settings, image: dict[str, Any]) -> None:
-    """The type exists in the region and runs the image's architecture (one call)."""
+def check_instance_type(ec2: Any, s: Ec2Settings, image: dict[str, Any]) -> dict[str, Any]:
+    """The type exists in the region and runs the image's architecture (one call); returns its
+    description."""
     types = _lookup(s.region, ec2.describe_instance_types, "InstanceTypes", ("InvalidInstanceType",),
                     InstanceTypes=[s.instance_type])
     if not types:
@@ -269,6 +271,23 @@ def check_instance_type(ec2: Any, s: Ec2Settings, image: dict[str, Any]) -> None
     if arch and supported and arch not in supported:
         raise UsageError(f"instance type {s.instance_type} runs {'/'.join(supported)}, the AMI is {arch}",
                          "pick a matching --instance-type or --image")
+    return dict(types[0])
+
+
+# Device names for instance-store volumes of older (non-NVMe) types: the root is xvda, these follow.
+_EPHEMERAL_DEVICES = "bcdefghijklmnopqrstuvwxy"
+
+
+def instance_store_mappings(instance_type: dict[str, Any]) -> list[dict[str, str]]:
+    """The block device mappings that attach an instance type's instance-store volumes (the scratch
+    role stripes them). NVMe instance store (current types) is attached whatever the mappings say, so
+    it needs none; older types (m3, c3, r3, i2, d2...) attach only the volumes a mapping names."""
+    info = instance_type.get("InstanceStorageInfo") or {}
+    if not info or info.get("NvmeSupport") == "required":
+        return []
+    count = sum(int(d.get("Count", 0)) for d in info.get("Disks", []))
+    return [{"DeviceName": f"/dev/xvd{_EPHEMERAL_DEVICES[i]}", "VirtualName": f"ephemeral{i}"}
+            for i in range(min(count, len(_EPHEMERAL_DEVICES)))]
 
 
 def _lookup(region: str, call: Any, key: str, missing: tuple[str, ...],
@@ -293,7 +312,7 @@ def preflight(ec2: Any, s: Ec2Settings) -> Plan:
     """
     check_region(ec2, s.region)
     image = find_image(ec2, s)  # the first real call: it also proves the credentials
-    check_instance_type(ec2, s, image)
+    instance_type = check_instance_type(ec2, s, image)
     if s.key_name and not _lookup(s.region, ec2.describe_key_pairs, "KeyPairs", ("InvalidKeyPair",),
                                   KeyNames=[s.key_name]):
         raise UsageError(f"key pair '{s.key_name}' not found in region {s.region}")
@@ -311,7 +330,7 @@ def preflight(ec2: Any, s: Ec2Settings) -> Plan:
         cidrs = _vpc_cidrs(ec2, vpc_id, s.region) if s.ssh_via == "private" else [caller_address()]
     return Plan(image_id=str(image["ImageId"]), image_name=str(image.get("Name", "")),
                 root_device=image.get("RootDeviceName"), vpc_id=vpc_id, subnet_id=subnet_id,
-                ssh_cidrs=cidrs)
+                ssh_cidrs=cidrs, instance_store=instance_store_mappings(instance_type))
 
 
 def _network(ec2: Any, s: Ec2Settings) -> tuple[str | None, str | None]:

@@ -345,6 +345,7 @@ def _extravars(state: ClusterState, s: Ec2Settings, plan: Plan, count: int, toke
         "provider_ec2_instance_type": s.instance_type,
         "provider_ec2_root_volume_size": s.root_volume_size or 0,
         "provider_ec2_root_device_name": plan.root_device or "/dev/xvda",
+        "provider_ec2_instance_store": plan.instance_store,
         "provider_ec2_instance_profile": s.instance_profile or "",
         "provider_ec2_spot": s.spot,
         "provider_ec2_public_key": state.public_key(),
