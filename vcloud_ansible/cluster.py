@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .collect.run import CollectResult
     from .compile.plan import CompileRequest
     from .compile.run import CompileResult
+    from .membership.push import PushResult
     from .playbook.runner import RunResult
     from .release.transport import InjectResult, NodeInject
     from .setup.stage import SetupRun
@@ -272,11 +273,35 @@ class Cluster:
             if not self._forget_if_new_and_empty(prov, existed):
                 self.refresh_access()  # the access files without the removed nodes
             raise
+        # Names, hostfile and node-to-node SSH on every live node (the old ones learn the new) before
+        # the setup stage, so that roles and jobs find them.
+        pushed = self.push_membership(say) if new else None  # listed again: now they all run
         # The setup stage, on the new nodes only; a failed role leaves them in place for `vca setup`.
         self._setup_new_nodes(new, plan, say, console)
         if existed and new:  # nodes added after an inject get the release the cluster runs and start it
             self._grow(every, new, say)
+        if pushed is not None and pushed.failed:
+            raise RemoteFailed.naming("pushing the node list", pushed.failed, len(pushed.nodes),
+                                      "once they answer, `vca heal` or the next provision pushes it again")
         return new
+
+    def push_membership(self, say: Say = _quiet, nodes: list[Node] | None = None, *,
+                        hook: str = "changed") -> PushResult:
+        """Tell every live node the cluster as it is now (``nodes``: as just listed, else listed here):
+        /etc/vca/cluster.json, the /etc/hosts block, /etc/vca/hostfile, node-to-node SSH (the cluster's
+        own key, every member's host key); where the node list changed, the running release's
+        ``vca-on-change`` is called (``hook`` "always": on every node). One ssh session per node, all at
+        once; no job is touched. Call it after any change of membership. Holds the cluster's lock.
+        Nodes that fail are in the result (``result.failed``)."""
+        from .membership.push import push
+
+        with self.state.lock("membership", say):
+            every = self._reach() if nodes is None else nodes
+            result = push(self.state, every, hook=hook)
+        n = len(result.nodes)
+        say(f"node list pushed to {n} node{'s' if n != 1 else ''} in {result.seconds:.1f} s"
+            + (f" ({len(result.failed)} failed)" if result.failed else ""))
+        return result
 
     def _setup_new_nodes(self, new: list[Node], plan: _ProvisionPlan, say: Say, console: Console | None) -> None:
         """Store the setup roles this provision named, then run the setup stage on the new nodes."""
