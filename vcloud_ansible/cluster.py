@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .setup.stage import SetupRun
 
 DEFAULT_PROVIDER = "local"
+GONE = ("down", "terminated")  # node states `vca heal` replaces
 
 
 def _quiet(_msg: str) -> None:
@@ -328,6 +329,40 @@ class Cluster:
         if growth.contract_failed:
             raise RemoteFailed.naming("refreshing the node list", growth.contract_failed, growth.existing,
                                       "once they answer, the next `vca inject` gives them the node list")
+
+    def heal(self, say: Say = _quiet, console: Console | None = None) -> list[Node]:
+        """Replace the nodes that are gone (a lab node whose machine died; listed as down or
+        terminated) under the same indexes and roles: they get the setup stage and the release the
+        cluster runs, and every node the new membership. Returns the new nodes ([] with nothing to
+        heal). Holds the cluster's lock."""
+        from .providers.base import Healable
+        from .setup import stage as setup_stage
+
+        prov = self.provider
+        with self.state.lock("heal", say):
+            nodes = self.nodes()
+            gone = [n for n in nodes if n.state in GONE]
+            if not gone:
+                return []
+            if not isinstance(prov, Healable):
+                raise UsageError(f"provider '{prov.name}' cannot replace nodes (vca heal)",
+                                 "remove them with `vca teardown`, then provision again")
+            say(f"healing node{'s' if len(gone) != 1 else ''} {index_ranges([n.index for n in gone])}")
+            new = prov.replace(self.state, gone, say)
+            keys = {n.index: n.host_key for n in new}
+            every = [replace(n, host_key=keys.get(n.index, n.host_key)) for n in prov.nodes(self.state)]
+            self.refresh_access(every)
+            sshexec.wait_ready(self.state, new)
+            pushed = self.push_membership(say)
+            others = [n for n in every if n.index not in keys]
+            record = self.record
+            setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), record.setup, new,
+                                        others, {}, say, console)
+            self._grow(every, new, say)
+        if pushed.failed:
+            raise RemoteFailed.naming("pushing the node list", pushed.failed, len(pushed.nodes),
+                                      "once they answer, `vca heal` pushes it again")
+        return new
 
     def _forget_if_new_and_empty(self, prov: Provider, existed: bool) -> bool:
         """After a failed provision: forget the cluster if this run created it and no node is left."""

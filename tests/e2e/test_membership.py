@@ -189,3 +189,29 @@ def test_added_node_reaches_running_nodes(shared: Any, tmp_path: Path) -> None:
         assert f'"name": "{c}-3"' in seen
         assert on(shared, i, f"ssh {c}-3 hostname") == f"{c}-3"
     assert on(shared, 3, f"ssh {c}-0 hostname") == f"{c}-0"
+
+
+def test_heal_brings_a_dead_node_back_under_its_index(shared: Any) -> None:
+    c, env = shared
+    res = sv(shared, "heal")
+    assert "nothing to heal" in res.stderr, res.stderr
+    from vcloud_ansible.lab import node as labnode
+    from vcloud_ansible.lab.registry import Registry
+
+    old_key = on(shared, 0, f"cat ~/.ssh/vca-{c}.known_hosts | grep '^{c}-1,'")
+    dead = next(n for n in Registry(Path(env["VCA_LAB_DIR"])).nodes(c) if n.index == 1)
+    labnode.stop([dead], grace=0)  # the machine dies (as a crash would)
+    assert [r["state"] for r in json.loads(sv(shared, "status", "--json", check=False).stdout)][1] == "down"
+
+    healed = json.loads(sv(shared, "heal", "--json").stdout)
+    assert [n["name"] for n in healed] == [f"{c}-1"]
+    rows = json.loads(sv(shared, "status", "--json").stdout)
+    assert [r["state"] for r in rows] == ["up"] * (NODES + 1), rows
+    assert rows[1]["role"] == "worker"
+    # It runs the cluster's release (the sleeper) again, and the others reach it by its new host key.
+    assert on(shared, 1, "kill -0 $(cat ~/job.pid) && echo alive") == "alive"
+    assert on(shared, 0, f"grep '^{c}-1,' ~/.ssh/vca-{c}.known_hosts") != old_key
+    for i in (0, 2, 3):
+        assert on(shared, i, f"ssh {c}-1 hostname") == f"{c}-1"
+    assert on(shared, 1, f"ssh {c}-0 hostname") == f"{c}-0"
+    assert "nothing to heal" in sv(shared, "heal").stderr
