@@ -49,11 +49,13 @@ if TYPE_CHECKING:
     from .collect.run import CollectResult
     from .compile.plan import CompileRequest
     from .compile.run import CompileResult
+    from .membership.push import PushResult
     from .playbook.runner import RunResult
     from .release.transport import InjectResult, NodeInject
     from .setup.stage import SetupRun
 
 DEFAULT_PROVIDER = "local"
+GONE = ("down", "terminated")  # node states `vca heal` replaces
 
 
 def _quiet(_msg: str) -> None:
@@ -275,11 +277,35 @@ class Cluster:
             if not self._forget_if_new_and_empty(prov, existed):
                 self.refresh_access()  # the access files without the removed nodes
             raise
+        # Names, hostfile and node-to-node SSH on every live node (the old ones learn the new) before
+        # the setup stage, so that roles and jobs find them.
+        pushed = self.push_membership(say) if new else None  # listed again: now they all run
         # The setup stage, on the new nodes only; a failed role leaves them in place for `vca setup`.
         self._setup_new_nodes(new, plan, say, console)
         if existed and new:  # nodes added after an inject get the release the cluster runs and start it
             self._grow(every, new, say)
+        if pushed is not None and pushed.failed:
+            raise RemoteFailed.naming("pushing the node list", pushed.failed, len(pushed.nodes),
+                                      "once they answer, `vca heal` or the next provision pushes it again")
         return new
+
+    def push_membership(self, say: Say = _quiet, nodes: list[Node] | None = None, *,
+                        hook: str = "changed") -> PushResult:
+        """Tell every live node the cluster as it is now (``nodes``: as just listed, else listed here):
+        /etc/vca/cluster.json, the /etc/hosts block, /etc/vca/hostfile, node-to-node SSH (the cluster's
+        own key, every member's host key); where the node list changed, the running release's
+        ``vca-on-change`` is called (``hook`` "always": on every node). One ssh session per node, all at
+        once; no job is touched. Call it after any change of membership. Holds the cluster's lock.
+        Nodes that fail are in the result (``result.failed``)."""
+        from .membership.push import push
+
+        with self.state.lock("membership", say):
+            every = self._reach() if nodes is None else nodes
+            result = push(self.state, every, hook=hook)
+        n = len(result.nodes)
+        say(f"node list pushed to {n} node{'s' if n != 1 else ''} in {result.seconds:.1f} s"
+            + (f" ({len(result.failed)} failed)" if result.failed else ""))
+        return result
 
     def _setup_new_nodes(self, new: list[Node], plan: _ProvisionPlan, say: Say, console: Console | None) -> None:
         """Store the setup roles this provision named, then run the setup stage on the new nodes."""
@@ -306,6 +332,40 @@ class Cluster:
         if growth.contract_failed:
             raise RemoteFailed.naming("refreshing the node list", growth.contract_failed, growth.existing,
                                       "once they answer, the next `vca inject` gives them the node list")
+
+    def heal(self, say: Say = _quiet, console: Console | None = None) -> list[Node]:
+        """Replace the nodes that are gone (a lab node whose machine died; listed as down or
+        terminated) under the same indexes and roles: they get the setup stage and the release the
+        cluster runs, and every node the new membership. Returns the new nodes ([] with nothing to
+        heal). Holds the cluster's lock."""
+        from .providers.base import Healable
+        from .setup import stage as setup_stage
+
+        prov = self.provider
+        with self.state.lock("heal", say):
+            nodes = self.nodes()
+            gone = [n for n in nodes if n.state in GONE]
+            if not gone:
+                return []
+            if not isinstance(prov, Healable):
+                raise UsageError(f"provider '{prov.name}' cannot replace nodes (vca heal)",
+                                 "remove them with `vca teardown`, then provision again")
+            say(f"healing node{'s' if len(gone) != 1 else ''} {index_ranges([n.index for n in gone])}")
+            new = prov.replace(self.state, gone, say)
+            keys = {n.index: n.host_key for n in new}
+            every = [replace(n, host_key=keys.get(n.index, n.host_key)) for n in prov.nodes(self.state)]
+            self.refresh_access(every)
+            sshexec.wait_ready(self.state, new)
+            pushed = self.push_membership(say)
+            others = [n for n in every if n.index not in keys]
+            record = self.record
+            setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), record.setup, new,
+                                        others, {}, say, console)
+            self._grow(every, new, say)
+        if pushed.failed:
+            raise RemoteFailed.naming("pushing the node list", pushed.failed, len(pushed.nodes),
+                                      "once they answer, `vca heal` pushes it again")
+        return new
 
     def _forget_if_new_and_empty(self, prov: Provider, existed: bool) -> bool:
         """After a failed provision: forget the cluster if this run created it and no node is left."""

@@ -57,6 +57,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeProvider:
     monkeypatch.setitem(providers.REGISTRY, "fake", FakeProvider)
     monkeypatch.setattr(cluster_mod, "get_provider", lambda name: prov)
     monkeypatch.setattr(cluster_mod.sshexec, "wait_ready", lambda state, nodes: None)
+    monkeypatch.setattr("vcloud_ansible.membership.push.run_all", lambda *a, **k: [])  # no nodes to reach
+    monkeypatch.setattr("vcloud_ansible.membership.push.probe_cpus", lambda state, nodes: {})
     return prov
 
 

@@ -39,9 +39,10 @@ class Lab:
         return node.guest_running(n)
 
     def create(self, cluster: str, count: int, authorized_key: str, owner: str,
-               say: Say = lambda _m: None, role_of: Callable[[int], str] | None = None
-               ) -> list[tuple[LabNode, str]]:
-        """Boot ``count`` new nodes with the next free indexes; returns (node, SSH host key) pairs.
+               say: Say = lambda _m: None, role_of: Callable[[int], str] | None = None,
+               indexes: list[int] | None = None) -> list[tuple[LabNode, str]]:
+        """Boot ``count`` new nodes with the next free indexes (``indexes``: with these, free ones: a
+        healed node takes its index back); returns (node, SSH host key) pairs.
 
         Either all of them come up or none is left behind. ``role_of`` gives the role (head, worker,
         dev) the registry keeps for a new node's index.
@@ -62,7 +63,7 @@ class Lab:
         try:
             with self.registry.locked() as data:
                 self._check_owner(nodes_in(data, cluster), cluster, owner)
-                new = self._allocate(data, cluster, count, owner, role_of)
+                new = self._allocate(data, cluster, count, owner, role_of, indexes)
                 for n in new:
                     put(data, n)
                 netns.claim_bridge(cfg.bridge, cfg.root)
@@ -122,15 +123,19 @@ class Lab:
             )
 
     def _allocate(self, data: dict[str, Any], cluster: str, count: int, owner: str,
-                  role_of: Callable[[int], str] | None = None) -> list[LabNode]:
+                  role_of: Callable[[int], str] | None = None, indexes: list[int] | None = None
+                  ) -> list[LabNode]:
         cfg = self.config
         existing = nodes_in(data)
         used = {n.ip for n in existing} | {cfg.gateway}
         free = (str(a) for a in cfg.subnet.hosts() if str(a) not in used)
         mine = [n.index for n in existing if n.cluster == cluster]
+        taken = sorted(set(indexes or []) & set(mine))
+        if taken:
+            raise LabError(f"lab cluster '{cluster}' still has node {', '.join(map(str, taken))}")
         start = max(mine, default=-1) + 1
         out = []
-        for index in range(start, start + count):
+        for index in (indexes if indexes is not None else range(start, start + count)):
             address = next(free, None)
             if address is None:
                 raise LabError(

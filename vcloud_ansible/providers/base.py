@@ -53,3 +53,12 @@ class Verifiable(Protocol):
 
     def leftovers(self, state: ClusterState) -> list[str]:
         """One line per resource of the cluster that still exists ("security-group sg-...")."""
+
+
+@runtime_checkable
+class Healable(Protocol):
+    """A provider that can bring gone nodes back under their indexes (``vca heal``)."""
+
+    def replace(self, state: ClusterState, gone: list[Node], say: Say) -> list[Node]:
+        """New nodes under the indexes and roles of ``gone`` (nodes the provider lists as down or
+        terminated), after removing what is left of them; all of them or none."""

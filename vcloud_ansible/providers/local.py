@@ -28,6 +28,15 @@ class LocalProvider:
                                lambda index: role or role_for(index))
         return [self._node(n, running=True, host_key=key) for n, key in made]
 
+    def replace(self, state: ClusterState, gone: list[Node], say: Say) -> list[Node]:
+        """Healable: remove what is left of the ``gone`` nodes and boot new ones under the same indexes
+        and roles (fresh host keys, maybe other addresses)."""
+        self.lab.destroy(state.name, str(state.home), [n.index for n in gone])
+        roles = {n.index: n.role for n in gone}
+        made = self.lab.create(state.name, len(gone), state.public_key(), str(state.home), say,
+                               lambda index: roles[index], indexes=sorted(roles))
+        return [self._node(n, running=True, host_key=key) for n, key in made]
+
     def nodes(self, state: ClusterState) -> list[Node]:
         out = []
         for n in self.lab.nodes(state.name):

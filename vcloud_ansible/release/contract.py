@@ -31,17 +31,23 @@ _VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
 
 @dataclass(frozen=True)
 class Contract:
-    """The cluster's node list and the two files the node contract makes of it (/etc/vca/cluster.json,
-    the /etc/hosts block): built once per inject, the same text for every node."""
+    """The cluster's node list and the files the node contract makes of it (/etc/vca/cluster.json,
+    the /etc/hosts block, /etc/vca/hostfile): built once per inject, the same text for every node.
+    ``hostfile`` is "" when a node's CPU count is not known (the node keeps the one it has)."""
 
     nodes: list[dict[str, Any]]
     cluster_json: str
     hosts: str
+    hostfile: str = ""
 
     @classmethod
-    def of(cls, nodes: list[dict[str, Any]]) -> Contract:
+    def of(cls, nodes: list[dict[str, Any]], cpus: Mapping[str, int] | None = None) -> Contract:
+        """``cpus``: CPUs per node name (the hostfile's slots); the hostfile needs every node's."""
+        hostfile = ""
+        if cpus is not None and nodes and all(n["name"] in cpus for n in nodes):
+            hostfile = "".join(f"{n['name']} slots={cpus[n['name']]}\n" for n in nodes)
         return cls(nodes, json.dumps(nodes, indent=1) + "\n",
-                   "".join(f"{n['private_ip']}\t{n['name']}\n" for n in nodes))
+                   "".join(f"{n['private_ip']}\t{n['name']}\n" for n in nodes), hostfile)
 
 
 def node_entry(index: int, name: str, private_ip: str, public_address: str, role: str) -> dict[str, Any]:
@@ -70,9 +76,10 @@ def inventory_vars(node: Node) -> dict[str, Any]:
             "vca_role": node.role}
 
 
-def contract_of(nodes: Iterable[Node]) -> Contract:
-    """The contract of a cluster whose nodes vca lists itself (``vca inject``)."""
-    return Contract.of(node_list({n.name: inventory_vars(n) for n in nodes}))
+def contract_of(nodes: Iterable[Node], cpus: Mapping[str, int] | None = None) -> Contract:
+    """The contract of a cluster whose nodes vca lists itself (``vca inject``, the membership push);
+    ``cpus``: as for ``Contract.of``."""
+    return Contract.of(node_list({n.name: inventory_vars(n) for n in nodes}), cpus)
 
 
 def contract_env(nodes: list[dict[str, Any]], me: str, release_id: str, cluster: str,

@@ -134,6 +134,30 @@ cat > "$T/cluster.json" <<'{EOF_MARK}'
 {contract.cluster_json}{EOF_MARK}
 cat > "$T/hosts" <<'{EOF_MARK}'
 {contract.hosts}{EOF_MARK}
+{_file("hostfile", contract.hostfile) if contract.hostfile else ""}"""
+
+
+def _file(name: str, text: str, private: bool = False) -> str:
+    """Shell lines that write ``text`` to "$T/``name``" (``private``: mode 0600)."""
+    umask = "(umask 077; cat" if private else "(cat"
+    return f"""{umask} > "$T/{name}") <<'{EOF_MARK}'
+{text}{EOF_MARK}
+"""
+
+
+def push_script(contract: Contract, files: dict[str, str], private: frozenset[str] = frozenset(),
+                hook: str = "") -> str:
+    """A membership push (vcloud_ansible.membership): the agent, the contract and ``files`` (name ->
+    text, ``private`` ones 0600) into "$T", then ``vca-node contract "$T"``; no release, no job
+    touched. ``hook``: "changed" or "always" calls the running release's vca-on-change. Prints the
+    node's CPUs (``cpus=``) and the agent's ``key=value`` lines."""
+    extra = "".join(_file(name, text, name in private) for name, text in files.items())
+    if hook:
+        extra += f'echo {shlex.quote(hook)} > "$T/on-change"\n'
+    return f"""V="$HOME/vca"; mkdir -p "$V/incoming" "$V/bin"
+{_prelude('.members-$$', 'none')}{_agent_and_contract(contract)}{extra}\
+echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
+"$V/bin/vca-node" contract "$T"
 """
 
 
