@@ -329,9 +329,6 @@ class Cluster:
         elif growth.recorded:
             say(f"new {which}: no release (none reached every other node yet); give them one with "
                 f"`vca inject PKG --node {names.replace(' ', '')}`")
-        if growth.contract_failed:
-            raise RemoteFailed.naming("refreshing the node list", growth.contract_failed, growth.existing,
-                                      "once they answer, the next `vca inject` gives them the node list")
 
     def heal(self, say: Say = _quiet, console: Console | None = None) -> list[Node]:
         """Replace the nodes that are gone (a lab node whose machine died; listed as down or

@@ -275,19 +275,16 @@ class Growth:
 
     release_id: str = ""  # "" when no release reached every node yet: the new nodes got none
     result: InjectResult | None = None
-    contract_failed: dict[str, str] = field(default_factory=dict)  # existing nodes whose node list failed
-    existing: int = 0  # nodes the cluster had before
     recorded: bool = False  # a release was ever injected
 
 
 def reinject_current(state: ClusterState, every: list[Node], new: list[Node], *,
                      on_done: Callable[[NodeInject], None] | None = None) -> Growth:
     """After nodes were added (``every``: the cluster's nodes now, ``new`` among them): give the new
-    nodes the release the cluster runs (the newest one every other node received) and start it; give the
-    other nodes the grown node list and nothing else (their releases and jobs stay as they are, a newer
-    release included)."""
+    nodes the release the cluster runs (the newest one every other node received) and start it. The
+    other nodes keep their releases and jobs (a newer release included); they learnt the grown node
+    list from the membership push (Cluster.push_membership) before this."""
     from .package import prepare
-    from .transport import refresh_contract
 
     names = {n.name for n in new}
     old = [n for n in every if n.name not in names]
@@ -295,7 +292,7 @@ def reinject_current(state: ClusterState, every: list[Node], new: list[Node], *,
     if not record.releases:
         return Growth()  # nothing was ever injected: nothing to give, no contract to refresh
     record.forget_nodes(sorted(names))
-    growth = Growth(contract_failed=refresh_contract(state, every, old), existing=len(old), recorded=True)
+    growth = Growth(recorded=True)
     cur = record.cluster_wide([n.name for n in old])
     if cur is None or not Path(cur.tarball).exists():
         record.save(release_file(state))

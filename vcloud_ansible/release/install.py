@@ -161,15 +161,6 @@ echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
 """
 
 
-def contract_script(contract: Contract) -> str:
-    """Refresh the node contract only (a node joined or left): no release, no job touched. A node that
-    never received a release is left alone."""
-    return f"""V="$HOME/vca"
-if [ ! -x "$V/bin/vca-node" ]; then echo contract=none; exit 0; fi
-{_prelude('.contract-$$', 'none')}{_agent_and_contract(contract)}"$V/bin/vca-node" contract "$T"
-"""
-
-
 # ``receive`` for a package that follows the script on the same stdin.
 RECEIVE_INLINE = 'cat > "$P"  # the package follows the script on stdin\n'
 

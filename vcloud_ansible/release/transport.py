@@ -163,20 +163,6 @@ def session_script(rid: str, compression: str, contract: Contract, env: dict[str
                                                tag=TAG, settings=settings)).encode()
 
 
-def refresh_contract(state: ClusterState, every: Sequence[Node], targets: Sequence[Node]) -> dict[str, str]:
-    """Give ``targets`` the cluster's node list (``every``) and nothing else: no release, no job touched.
-    Returns the nodes where that failed, with why."""
-    from ..remote.ssh import run_all
-
-    script = release.contract_script(contract_of(every))
-    failed: dict[str, str] = {}
-    for r in run_all(state, targets, script, timeout=120):
-        if r.rc != 0:
-            errors = [line[6:] for line in r.stdout.splitlines() if line.startswith("error=")]
-            failed[r.node.name] = "; ".join(errors) or r.stderr.strip()[-300:] or f"exit {r.rc}"
-    return failed
-
-
 def converse(proc: subprocess.Popen[bytes], script: bytes, tarball: Path, by_url: bool) -> tuple[bool, str]:
     """Send the script, read whether the node needs the package, send it (or not), read the report."""
     assert proc.stdin is not None and proc.stdout is not None
