@@ -31,6 +31,7 @@ from .release.inject import (
     STATUS_COMMAND,
     JobState,
     job_options,
+    job_shell_command,
     logs_command,
     reinject_current,
     stop_command,
@@ -570,8 +571,12 @@ class Cluster:
         return collect_nodes(self.state, self.select(indexes, self._reach()), request, overwrite=overwrite,
                              retry_failed=retry_failed, timeout=timeout, on_start=on_start, on_done=on_done)
 
-    def ssh_argv(self, node: int, command: str | None = None) -> list[str]:
-        """The ssh command line for an interactive session on ``node`` (running ``command`` if given)."""
+    def ssh_argv(self, node: int, command: str | None = None, *, into_job: bool = False) -> list[str]:
+        """The ssh command line for an interactive session on ``node`` (running ``command`` if given).
+        ``into_job`` (no command): the login shell starts in the release folder of the node's job, with
+        the job's VCA_* environment (``vca connect N``)."""
+        if into_job and not command:
+            return [*sshexec.ssh_command(self.state, self._one(node), "-t", batch=False), "--", job_shell_command()]
         argv = sshexec.ssh_command(self.state, self._one(node), batch=False)
         return [*argv, "--", command] if command else argv
 

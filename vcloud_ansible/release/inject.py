@@ -335,7 +335,17 @@ def stop_command(grace: int) -> str:
 
 
 def tmux_attach_command(proc: int) -> str:
-    return f"tmux attach -t {shlex.quote(f'vca-{proc}')}"
+    """Join the process's tmux session; when the job has ended (the session with it), end with its exit
+    code. A detach (Ctrl-b d) leaves the job running and ends with 0."""
+    return (f"tmux attach -t {shlex.quote(f'vca-{proc}')}; "
+            f'rc=$(cat "$HOME/vca/job/proc-{int(proc)}/exitcode" 2>/dev/null) && exit "$rc"; exit 0')
+
+
+def job_shell_command() -> str:
+    """A login shell in the release folder of the node's job with its VCA_* environment (a plain login
+    shell where no job ever ran or the agent is older)."""
+    return (f'if [ -x "{AGENT}" ] && grep -q "^cmd_shell()" "{AGENT}"; then exec "{AGENT}" shell; '
+            'else exec "${SHELL:-/bin/sh}" -l; fi')
 
 
 def job_details(state: JobState) -> dict[str, Any]:

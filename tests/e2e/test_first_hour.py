@@ -1,0 +1,117 @@
+"""The first hour with real workloads (issue 11) on one 2-node lab cluster: connect into the job, follow
+commands that end with the job's exit code, re-runs that say what they did and keep their outputs apart,
+stop that always records the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import vca
+
+pytestmark = pytest.mark.lab
+
+Shared = tuple[str, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def shared(lab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    from conftest import TEST_LAB_ENV, _destroy_lab_cluster
+
+    home = tmp_path_factory.mktemp("first-hour-home")
+    env = {"VCA_HOME": str(home), "VCA_LAB_DIR": str(lab_dir), **TEST_LAB_ENV}
+    name = "h" + os.urandom(3).hex()
+    try:
+        vca("-c", name, "provision", "2", env=env)
+        yield name, env
+    finally:
+        with pytest.MonkeyPatch.context() as mp:  # the lab cleanup reads the environment
+            for k, v in env.items():
+                mp.setenv(k, v)
+            _destroy_lab_cluster(name, str(home))
+
+
+def sv(shared: Shared, *args: str, check: bool = True, input: str | None = None,
+       timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    c, env = shared
+    return vca("-c", c, *args, env=env, check=check, input=input, timeout=timeout)
+
+
+def make_pkg(root: Path, launch: str) -> Path:
+    root.mkdir(parents=True)
+    script = root / "vcloud-launch"
+    script.write_text("#!/bin/sh\n" + launch + "\n")
+    script.chmod(0o755)
+    return root
+
+
+def rows(shared: Shared) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = json.loads(sv(shared, "status", "--json").stdout)
+    return out
+
+
+def on_node(shared: Shared, index: int, command: str) -> str:
+    return sv(shared, "exec", "--node", str(index), "--", command).stdout.replace(
+        f"{shared[0]}-{index}: ", "").strip()
+
+
+def test_connect_command_without_index_and_shell_in_the_job(shared: Shared, tmp_path: Path) -> None:
+    assert sv(shared, "connect", "--", "hostname").stdout.strip() == f"{shared[0]}-0"
+    assert sv(shared, "connect", "1", "--", "hostname").stdout.strip() == f"{shared[0]}-1"
+    # before any job: a plain login shell
+    assert sv(shared, "connect", "1", input="echo here=$PWD\n").stdout.count("here=/root") == 1
+    pkg = make_pkg(tmp_path / "env", 'echo "job $VCA_NODE_INDEX $COLOUR"')
+    sv(shared, "inject", str(pkg), "-e", "COLOUR=deep blue")
+    sv(shared, "wait", "--timeout", "60")
+    out = sv(shared, "connect", "1", input='echo "pwd=$PWD idx=$VCA_NODE_INDEX c=$COLOUR run=$VCA_RUN_DIR"\n').stdout
+    release = rows(shared)[1]["release"]
+    assert f"pwd=/root/vca/releases/{release} idx=1 c=deep blue run=/root/vca/releases/{release}/runs/1/proc-0" \
+        in out
+
+
+def test_logs_follow_and_attach_end_with_the_job(shared: Shared, tmp_path: Path) -> None:
+    pkg = make_pkg(tmp_path / "ends", 'echo "start $VCA_NODE_INDEX"; sleep 3; echo done; exit 7')
+    sv(shared, "inject", str(pkg), "--restart")
+    res = sv(shared, "logs", "1", "-f", check=False, timeout=60)
+    assert res.returncode == 7 and "start 1" in res.stdout and "done" in res.stdout
+    res = sv(shared, "attach", "0", check=False, timeout=30)  # the job has ended: prints, ends at once
+    assert res.returncode == 7 and "done" in res.stdout
+    ok = make_pkg(tmp_path / "ok", "sleep 2; echo fine")
+    sv(shared, "inject", str(ok), "--restart")
+    res = sv(shared, "attach", "0", check=False, timeout=60)
+    assert res.returncode == 0 and "fine" in res.stdout
+
+
+def test_rerun_says_so_keeps_runs_apart_and_restart_names_stopped(shared: Shared, tmp_path: Path) -> None:
+    pkg = make_pkg(tmp_path / "sweep",
+                   'echo "p$VCA_PROC_INDEX run $VCA_RUN" > "$VCA_RUN_DIR/out.txt"; echo "log of run $VCA_RUN"')
+    sv(shared, "inject", str(pkg), "--procs", "2", "--restart")
+    sv(shared, "wait", "--timeout", "60")
+    again = sv(shared, "inject", str(pkg), "--procs", "2")
+    assert "already ran on 2 nodes (exited 0): --restart runs it again" in again.stderr, again.stderr
+    sv(shared, "inject", str(pkg), "--procs", "2", "--restart")
+    sv(shared, "wait", "--timeout", "60")
+    files = on_node(shared, 0, "cd ~/vca/current && cat runs/*/proc-*/out.txt && cat vca-job-0.log "
+                    "&& cat runs/1/vca-job-1.log")
+    assert files.splitlines() == ["p0 run 1", "p1 run 1", "p0 run 2", "p1 run 2", "log of run 2", "log of run 1"]
+    assert "log of run 2" in sv(shared, "logs", "0").stdout and "run 1" not in sv(shared, "logs", "0").stdout
+    slow = make_pkg(tmp_path / "slow", "sleep 300")
+    sv(shared, "inject", str(slow))
+    release = rows(shared)[0]["release"]
+    res = sv(shared, "inject", str(pkg), "--procs", "2", "--restart", "--grace", "1")
+    assert f"stopped the job of release {release} on {shared[0]}-0, {shared[0]}-1" in res.stderr, res.stderr
+
+
+def test_stop_always_records_end_and_exit(shared: Shared, tmp_path: Path) -> None:
+    trap = make_pkg(tmp_path / "trap", "trap 'exit 3' TERM; sleep 300 & wait")
+    stubborn = make_pkg(tmp_path / "stubborn", "trap '' TERM; sleep 300 & while :; do wait; done")
+    for pkg, codes in ((trap, {"exited(3)"}), (stubborn, {"exited(137)", "exited(143)"})):
+        for _ in range(2):
+            sv(shared, "inject", str(pkg), "--procs", "2", "--restart", "--grace", "1")
+            sv(shared, "stop", "--grace", "1")
+            for r in rows(shared):
+                assert r["job"] in codes and r["since"], r
