@@ -443,22 +443,29 @@ class Cluster:
                                    timeout=timeout)
 
     def wait(self, timeout: float = 3600.0, interval: float = 2.0,
-             on_progress: Callable[[int, int], None] | None = None) -> WaitResult:
-        """Wait until no node runs a job. Raises RemoteFailed naming the nodes whose job failed or that
-        are down, VcaError when jobs still run after ``timeout`` seconds. ``on_progress(running,
-        total)`` is called after each look that found jobs running (every ``interval`` seconds)."""
+             on_progress: Callable[[int, int], None] | None = None, *, indexes: Sequence[int] | None = None,
+             on_look: Callable[[list[NodeStatus]], None] | None = None) -> WaitResult:
+        """Wait until no node (of ``indexes``, when given) runs a job. Raises RemoteFailed naming the nodes
+        whose job failed or that are down, VcaError when jobs still run after ``timeout`` seconds.
+        ``on_progress(running, total)`` is called after each look that found jobs running (every
+        ``interval`` seconds), ``on_look(rows)`` with the nodes' states (the job's ``doing`` and
+        ``log_bytes`` tell what it runs and whether it makes progress)."""
         started = time.monotonic()
         deadline = started + timeout
+        chosen = {n.index for n in self.select(indexes)} if indexes else None
         while True:
-            rows = self.status()
+            rows = [s for s in self.status() if chosen is None or s.node.index in chosen]
             running = [s for s in rows if s.job and s.job.job == "running"]
             if not running:
                 break
             if time.monotonic() >= deadline:
                 raise VcaError(f"jobs still running after {timeout:.0f} s on "
-                               f"{', '.join(s.node.name for s in running)}")
+                               + ", ".join(f"{s.node.name} (`{s.job.doing}`)" if s.job and s.job.doing
+                                           else s.node.name for s in running))
             if on_progress:
                 on_progress(len(running), len(rows))
+            if on_look:
+                on_look(rows)
             time.sleep(interval)
         bad = [s for s in rows if s.state != "up" or (s.job and s.job.job == "exited" and s.job.exit != "0")]
         if bad:

@@ -115,3 +115,16 @@ def test_stop_always_records_end_and_exit(shared: Shared, tmp_path: Path) -> Non
             sv(shared, "stop", "--grace", "1")
             for r in rows(shared):
                 assert r["job"] in codes and r["since"], r
+
+
+def test_wait_for_some_nodes_and_say_what_runs(shared: Shared, tmp_path: Path) -> None:
+    c = shared[0]
+    pkg = make_pkg(tmp_path / "serve", 'if [ "$VCA_NODE_INDEX" = 0 ]; then exec sleep 300; fi; sleep 1; echo client')
+    sv(shared, "inject", str(pkg), "--restart", "--grace", "1")
+    assert "jobs finished on 1 node" in sv(shared, "wait", "--node", "1", "--timeout", "60").stderr
+    res = sv(shared, "wait", "--timeout", "3", "--interval", "0.5", check=False)
+    assert res.returncode != 0
+    assert res.stderr.splitlines() == [f"vca: 1 of 2 nodes still running: {c}-0 running `sleep 300`",  # once
+                                       f"vca: error: jobs still running after 3 s on {c}-0 (`sleep 300`)"]
+    sv(shared, "stop", "--grace", "1")
+

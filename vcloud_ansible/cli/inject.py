@@ -166,19 +166,30 @@ def stop(app: App, nodes: tuple[str, ...], grace: int) -> None:
 
 
 @click.command("wait")
+@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+              help="Wait for these nodes only (index, list or range; repeatable). Default: every node.")
 @click.option("--timeout", default=3600.0, show_default=True, type=SECONDS,
               help="Give up after this many seconds (exit 1).")
 @click.option("--interval", default=2.0, show_default=True, type=Seconds(at_least=0.2),
               help="Seconds between looks at the nodes.")
 @pass_app
-def wait(app: App, timeout: float, interval: float) -> None:
+def wait(app: App, nodes: tuple[str, ...], timeout: float, interval: float) -> None:
     """Wait until no node runs a job; exit non-zero naming nodes whose job failed or that are down.
+
+    While waiting it names the nodes still running and what they run (their newest process), and a
+    node whose log has not grown nor its process changed for 30 s or more. On a terminal after every
+    look; otherwise only when that changes.
 
     \b
       vca inject my_code/ && vca wait && vca collect out/ results/
+      vca wait --node 0          # the head's client; the workers serve forever
     """
-    def still(running: int, total: int) -> None:
-        app.say(f"{running} of {total} nodes still running")
+    import sys
+    import time
 
-    result = app.cluster().wait(timeout, interval, on_progress=still)
-    app.say(f"jobs finished on all {len(result.nodes)} nodes")
+    from .waiting import WaitReporter
+
+    report = WaitReporter(app.say, every_look=sys.stderr.isatty(), clock=time.monotonic)
+    result = app.cluster().wait(timeout, interval, indexes=parse_indexes(nodes) or None, on_look=report)
+    app.say(f"jobs finished on {'all ' if not nodes else ''}{len(result.nodes)} node"
+            f"{'s' if len(result.nodes) != 1 else ''}")

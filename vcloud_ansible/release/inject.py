@@ -112,6 +112,8 @@ class JobState:
     since: float | None = None
     procs: int = 0
     running: int = 0
+    doing: str = ""  # a running job's newest process (its command line)
+    log_bytes: int = -1  # a running job's log size in this run (-1: not reported)
 
     @property
     def label(self) -> str:
@@ -129,6 +131,7 @@ class JobState:
             release=kv.get("release", ""), job=kv.get("job", "none"), job_release=kv.get("job_release", ""),
             exit=kv.get("exit", ""), since=float(since) if since.isdigit() and since != "0" else None,
             procs=int(kv.get("procs", "0") or 0), running=int(kv.get("running", "0") or 0),
+            doing=kv.get("doing", ""), log_bytes=int(kv["log_bytes"]) if kv.get("log_bytes", "").isdigit() else -1,
         )
 
 
