@@ -128,3 +128,13 @@ def test_wait_for_some_nodes_and_say_what_runs(shared: Shared, tmp_path: Path) -
                                        f"vca: error: jobs still running after 3 s on {c}-0 (`sleep 300`)"]
     sv(shared, "stop", "--grace", "1")
 
+
+def test_old_mkpkg_tarball_runs(shared: Shared, tmp_path: Path) -> None:
+    make_pkg(tmp_path / "app", 'echo "old style on $VCA_NODE_INDEX"')
+    tb = tmp_path / "app.tar.gz"
+    subprocess.run(["tar", "czf", str(tb), "-C", str(tmp_path), "app"], check=True)  # as the old mkpkg did
+    res = sv(shared, "inject", str(tb), "--restart", "--grace", "1")
+    assert f"{tb} holds its package in the folder app/ (as the old mkpkg made it): repacked without that folder" \
+        in res.stderr
+    sv(shared, "wait", "--timeout", "60")
+    assert "old style on 1" in sv(shared, "logs", "1").stdout

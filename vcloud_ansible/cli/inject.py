@@ -52,6 +52,8 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
                                 grace=grace, bucket=bucket, nodes=parse_indexes(nodes) or None,
                                 on_start=lambda targets: done.start(len(targets)),
                                 on_done=lambda n: done(n.node, None if n.ok else n.message))
+    for note in result.notes:
+        app.say(note)
     result.raise_for_failures("inject")
     reports = result.reports()
     rid = result.release_id

@@ -256,6 +256,8 @@ def inject(state: ClusterState, every: list[Node], targets: list[Node], source: 
     packed = prepare(source.expanduser().resolve(), state.dir / "releases")
     result = _install(state, every, targets, packed.path, packed.release_id, packed.compression, options,
                       on_done=on_done, timeout=timeout)
+    if packed.note:
+        result.notes.append(packed.note)
     record_inject(state, result, str(packed.path), str(source), options)
     return result
 
