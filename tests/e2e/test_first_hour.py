@@ -138,3 +138,23 @@ def test_old_mkpkg_tarball_runs(shared: Shared, tmp_path: Path) -> None:
         in res.stderr
     sv(shared, "wait", "--timeout", "60")
     assert "old style on 1" in sv(shared, "logs", "1").stdout
+
+
+def test_ssh_scp_rsync_by_address(shared: Shared, tmp_path: Path) -> None:
+    c, env = shared
+    cfg = tmp_path / "ssh.conf"
+    cfg.write_text(sv(shared, "ssh-config").stdout)
+    addr = str(rows(shared)[1]["address"])
+    run = {"capture_output": True, "text": True, "timeout": 60, "check": False}
+    res = subprocess.run(["ssh", "-F", str(cfg), addr, "hostname"], **run)  # type: ignore[call-overload]
+    assert (res.returncode, res.stdout.strip()) == (0, f"{c}-1"), res.stderr
+    (tmp_path / "f.txt").write_text("by address\n")
+    res = subprocess.run(["scp", "-F", str(cfg), str(tmp_path / "f.txt"), f"{addr}:/tmp/f.txt"], **run)  # type: ignore[call-overload]
+    assert res.returncode == 0, res.stderr
+    assert on_node(shared, 1, "cat /tmp/f.txt") == "by address"
+    # rsync is not in the lab image: through the lab's apt proxy, bounded
+    on_node(shared, 1, "command -v rsync || { timeout 100 apt-get -o Acquire::Retries=3 update -qq && "
+            "DEBIAN_FRONTEND=noninteractive timeout 100 apt-get install -y -qq rsync >/dev/null; }")
+    res = subprocess.run(["rsync", "-e", f"ssh -F {cfg}", f"{addr}:/tmp/f.txt", str(tmp_path / "back.txt")],
+                         **run)  # type: ignore[call-overload]
+    assert res.returncode == 0 and (tmp_path / "back.txt").read_text() == "by address\n", res.stderr
