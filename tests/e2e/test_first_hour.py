@@ -141,7 +141,7 @@ def test_old_mkpkg_tarball_runs(shared: Shared, tmp_path: Path) -> None:
 
 
 def test_ssh_scp_rsync_by_address(shared: Shared, tmp_path: Path) -> None:
-    c, env = shared
+    c = shared[0]
     cfg = tmp_path / "ssh.conf"
     cfg.write_text(sv(shared, "ssh-config").stdout)
     addr = str(rows(shared)[1]["address"])
