@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .compile.plan import CompileRequest
     from .compile.run import CompileResult
     from .playbook.runner import RunResult
+    from .put.run import PutOutcome, PutResult
     from .release.transport import InjectResult, NodeInject
     from .setup.stage import SetupRun
 
@@ -577,6 +578,20 @@ class Cluster:
         request = Request.make(remote, local, suffix=suffix, compression=compression)
         return collect_nodes(self.state, self.select(indexes, self._reach()), request, overwrite=overwrite,
                              retry_failed=retry_failed, timeout=timeout, on_start=on_start, on_done=on_done)
+
+    def put(self, local: str | Path, remote: str, *, indexes: Sequence[int] | None = None,
+            timeout: float | None = None, on_start: Callable[[int], None] | None = None,
+            on_done: Callable[[PutOutcome], None] | None = None) -> PutResult:
+        """Send the file or folder ``local`` to the nodes (all, or ``indexes``) at ``remote`` (absolute,
+        ``~/...`` or relative to the home folder; ending with / or an existing folder: into it), one ssh
+        stream per node, all at once, each checked against the sha256 sent. Never inside ~/vca (the
+        releases and their jobs). Failed nodes are in the result: ``result.raise_for_failures()``."""
+        from .put.run import check_remote, put_nodes
+
+        check_remote(remote)  # bad input is refused before any node is listed
+        nodes = self.select(indexes, self._reach())
+        return put_nodes(self.state, nodes, local, remote, compress=self.record.provider != "local",
+                         timeout=timeout, on_start=on_start, on_done=on_done)
 
     def ssh_argv(self, node: int, command: str | None = None, *, into_job: bool = False) -> list[str]:
         """The ssh command line for an interactive session on ``node`` (running ``command`` if given).

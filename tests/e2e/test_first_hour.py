@@ -158,3 +158,31 @@ def test_ssh_scp_rsync_by_address(shared: Shared, tmp_path: Path) -> None:
     res = subprocess.run(["rsync", "-e", f"ssh -F {cfg}", f"{addr}:/tmp/f.txt", str(tmp_path / "back.txt")],
                          **run)  # type: ignore[call-overload]
     assert res.returncode == 0 and (tmp_path / "back.txt").read_text() == "by address\n", res.stderr
+
+
+def test_put_file_and_folder_never_into_a_release(shared: Shared, tmp_path: Path) -> None:
+    c = shared[0]
+    (tmp_path / "data.csv").write_text("x,y\n1,2\n")
+    res = sv(shared, "put", str(tmp_path / "data.csv"), "data/")
+    assert "put 1 file" in res.stderr and "on 2 of 2 nodes at /root/data/data.csv" in res.stderr, res.stderr
+    inputs = tmp_path / "inputs"
+    (inputs / "deep").mkdir(parents=True)
+    (inputs / "deep" / "a.txt").write_text("a\n")
+    (inputs / "b.txt").write_text("b\n")
+    sv(shared, "put", str(inputs), "/srv/in", "--node", "1")
+    (inputs / "c.txt").write_text("c\n")
+    (inputs / "b.txt").write_text("b2\n")
+    sv(shared, "put", str(inputs), "/srv/in", "--node", "1")  # an existing folder: merged into, newer files win
+    assert on_node(shared, 1, "cat /root/data/data.csv /srv/in/deep/a.txt /srv/in/b.txt /srv/in/c.txt") == \
+        "x,y\n1,2\na\nb2\nc"
+    assert on_node(shared, 0, "ls /srv/in 2>/dev/null || echo none") == "none"
+    # never into ~/vca: refused here (exit 2), and on the nodes after resolving links
+    before = on_node(shared, 0, "ls -R ~/vca/current | md5sum")
+    res = sv(shared, "put", str(tmp_path / "data.csv"), "~/vca/current/", check=False)
+    assert res.returncode == 2 and "inside ~/vca" in res.stderr
+    sv(shared, "exec", "--", "ln -sfn /root/vca/current /root/cur")  # a way in that the text does not show
+    res = sv(shared, "put", str(tmp_path / "data.csv"), "/root/cur/x.csv", check=False)
+    assert res.returncode != 0 and f"put failed on 2 of 2 nodes: {c}-0 (/root/vca/" in res.stderr, res.stderr
+    assert "is inside /root/vca, where vca keeps the releases and their jobs" in res.stderr
+    assert on_node(shared, 0, "ls -R ~/vca/current | md5sum") == before
+    assert on_node(shared, 0, "ls -a /root/vca/releases | grep -c vca-put || true") == "0"
