@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import vca
+from helpers import REPO, VCA_ARGV, vca
 
 pytestmark = pytest.mark.lab
 
@@ -186,3 +187,45 @@ def test_put_file_and_folder_never_into_a_release(shared: Shared, tmp_path: Path
     assert "is inside /root/vca, where vca keeps the releases and their jobs" in res.stderr
     assert on_node(shared, 0, "ls -R ~/vca/current | md5sum") == before
     assert on_node(shared, 0, "ls -a /root/vca/releases | grep -c vca-put || true") == "0"
+
+
+def readme_recipe(name: str) -> str:
+    """The shell lines of the README block marked ``<!-- recipe: NAME -->`` (4-space indented)."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    at = lines.index(f"<!-- recipe: {name} -->") + 1
+    block = []
+    while at < len(lines) and lines[at].startswith("    "):
+        block.append(lines[at][4:])
+        at += 1
+    assert block, f"recipe {name} has no block"
+    return "\n".join(block) + "\n"
+
+
+def run_recipe(shared: Shared, name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a README recipe as it stands, `vca` being this checkout's CLI on the shared cluster."""
+    c, env = shared
+    bindir = cwd / ".bin"
+    bindir.mkdir(exist_ok=True)
+    wrapper = bindir / "vca"
+    wrapper.write_text(f"#!/bin/sh\nexec {' '.join(map(shlex.quote, VCA_ARGV))} -c {c} \"$@\"\n")
+    wrapper.chmod(0o755)
+    (cwd / "examples").is_symlink() or (cwd / "examples").symlink_to(REPO / "examples")
+    res = subprocess.run(["sh", "-ec", readme_recipe(name)], cwd=cwd, capture_output=True, text=True, timeout=180,
+                         env={**os.environ, **env, "PATH": f"{bindir}:{os.environ['PATH']}",
+                              "PYTHONPATH": str(REPO)}, check=False)
+    assert res.returncode == 0, f"recipe {name}:\n{res.stdout}\n{res.stderr}"
+    return res
+
+
+def test_recipe_sweep(shared: Shared, tmp_path: Path) -> None:
+    res = run_recipe(shared, "sweep", tmp_path)
+    assert res.stdout.splitlines() == [f"{i} {i * i}" for i in range(1, 9)]
+    # four processes, two values each, each in its own folder
+    assert sorted(p.parent.name for p in tmp_path.glob("results/*/*/proc-*/results.txt")) == \
+        ["proc-0", "proc-0", "proc-1", "proc-1"]
+
+
+def test_recipe_head_server(shared: Shared, tmp_path: Path) -> None:
+    res = run_recipe(shared, "head-server", tmp_path)
+    assert f"task from {shared[0]}-0" in res.stdout
+    assert [r["job"] for r in rows(shared)] == ["exited(143)", "exited(0)"]
