@@ -586,9 +586,10 @@ class Cluster:
         ``~/...`` or relative to the home folder; ending with / or an existing folder: into it), one ssh
         stream per node, all at once, each checked against the sha256 sent. Never inside ~/vca (the
         releases and their jobs). Failed nodes are in the result: ``result.raise_for_failures()``."""
-        from .put.run import check_remote, put_nodes
+        from .put.run import check_local, check_remote, put_nodes
 
-        check_remote(remote)  # bad input is refused before any node is listed
+        check_local(local)  # bad input is refused before any node is listed
+        check_remote(remote)
         nodes = self.select(indexes, self._reach())
         return put_nodes(self.state, nodes, local, remote, compress=self.record.provider != "local",
                          timeout=timeout, on_start=on_start, on_done=on_done)

@@ -75,6 +75,16 @@ def check_remote(remote: str) -> str:
     return remote
 
 
+def check_local(local: str | Path) -> Path:
+    """LOCAL, refused unless it is a file or folder (a link to one is followed)."""
+    src = Path(local).expanduser()
+    if not src.exists():
+        raise UsageError(f"{local} does not exist", "give a file or folder to send")
+    if not (src.is_file() or src.is_dir()):
+        raise UsageError(f"{local} is not a file or folder", "give a file or folder to send")
+    return src
+
+
 def _pack(local: Path, out_dir: Path, compress: bool) -> tuple[Path, str, int, int, str]:
     """LOCAL as a tar stream whose one top entry is ``p``: (path, sha256, size, files, kind)."""
     kind = "dir" if local.is_dir() else "file"
@@ -113,12 +123,8 @@ def put_nodes(state: ClusterState, nodes: Sequence[Node], local: str | Path, rem
               compress: bool, timeout: float | None = None, on_start: Callable[[int], None] | None = None,
               on_done: Callable[[PutOutcome], None] | None = None) -> PutResult:
     """Send ``local`` to ``nodes`` at ``remote``; one ssh session per node, all at once."""
-    src = Path(local).expanduser()
+    src = check_local(local)
     remote = check_remote(remote)
-    if not src.exists() and not src.is_symlink():
-        raise UsageError(f"{local} does not exist", "give a file or folder to send")
-    if not (src.is_file() or src.is_dir()):
-        raise UsageError(f"{local} is not a file or folder", "give a file or folder to send")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vca-put-") as tmp:
         stream, sha, size, files, kind = _pack(src, Path(tmp), compress)
