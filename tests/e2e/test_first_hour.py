@@ -100,6 +100,8 @@ def test_rerun_says_so_keeps_runs_apart_and_restart_names_stopped(shared: Shared
                     "&& cat runs/1/vca-job-1.log")
     assert files.splitlines() == ["p0 run 1", "p1 run 1", "p0 run 2", "p1 run 2", "log of run 2", "log of run 1"]
     assert "log of run 2" in sv(shared, "logs", "0").stdout and "run 1" not in sv(shared, "logs", "0").stdout
+    sv(shared, "collect", "vca-job-0.log", str(tmp_path / "got"), "--node", "0")  # the old name still collects
+    assert (tmp_path / "got" / f"{shared[0]}-0" / "vca-job-0.log").read_text() == "log of run 2\n"
     slow = make_pkg(tmp_path / "slow", "sleep 300")
     sv(shared, "inject", str(slow))
     release = rows(shared)[0]["release"]
