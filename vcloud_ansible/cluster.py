@@ -31,6 +31,7 @@ from .release.inject import (
     STATUS_COMMAND,
     JobState,
     job_options,
+    job_shell_command,
     logs_command,
     reinject_current,
     stop_command,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from .compile.run import CompileResult
     from .membership.push import PushResult
     from .playbook.runner import RunResult
+    from .put.run import PutOutcome, PutResult
     from .release.transport import InjectResult, NodeInject
     from .setup.stage import SetupRun
 
@@ -502,22 +504,29 @@ class Cluster:
                                    timeout=timeout)
 
     def wait(self, timeout: float = 3600.0, interval: float = 2.0,
-             on_progress: Callable[[int, int], None] | None = None) -> WaitResult:
-        """Wait until no node runs a job. Raises RemoteFailed naming the nodes whose job failed or that
-        are down, VcaError when jobs still run after ``timeout`` seconds. ``on_progress(running,
-        total)`` is called after each look that found jobs running (every ``interval`` seconds)."""
+             on_progress: Callable[[int, int], None] | None = None, *, indexes: Sequence[int] | None = None,
+             on_look: Callable[[list[NodeStatus]], None] | None = None) -> WaitResult:
+        """Wait until no node (of ``indexes``, when given) runs a job. Raises RemoteFailed naming the nodes
+        whose job failed or that are down, VcaError when jobs still run after ``timeout`` seconds.
+        ``on_progress(running, total)`` is called after each look that found jobs running (every
+        ``interval`` seconds), ``on_look(rows)`` with the nodes' states (the job's ``doing`` and
+        ``log_bytes`` tell what it runs and whether it makes progress)."""
         started = time.monotonic()
         deadline = started + timeout
+        chosen = {n.index for n in self.select(indexes)} if indexes else None
         while True:
-            rows = self.status()
+            rows = [s for s in self.status() if chosen is None or s.node.index in chosen]
             running = [s for s in rows if s.job and s.job.job == "running"]
             if not running:
                 break
             if time.monotonic() >= deadline:
                 raise VcaError(f"jobs still running after {timeout:.0f} s on "
-                               f"{', '.join(s.node.name for s in running)}")
+                               + ", ".join(f"{s.node.name} (`{s.job.doing}`)" if s.job and s.job.doing
+                                           else s.node.name for s in running))
             if on_progress:
                 on_progress(len(running), len(rows))
+            if on_look:
+                on_look(rows)
             time.sleep(interval)
         bad = [s for s in rows if s.state != "up" or (s.job and s.job.job == "exited" and s.job.exit != "0")]
         if bad:
@@ -630,8 +639,27 @@ class Cluster:
         return collect_nodes(self.state, self.select(indexes, self._reach()), request, overwrite=overwrite,
                              retry_failed=retry_failed, timeout=timeout, on_start=on_start, on_done=on_done)
 
-    def ssh_argv(self, node: int, command: str | None = None) -> list[str]:
-        """The ssh command line for an interactive session on ``node`` (running ``command`` if given)."""
+    def put(self, local: str | Path, remote: str, *, indexes: Sequence[int] | None = None,
+            timeout: float | None = None, on_start: Callable[[int], None] | None = None,
+            on_done: Callable[[PutOutcome], None] | None = None) -> PutResult:
+        """Send the file or folder ``local`` to the nodes (all, or ``indexes``) at ``remote`` (absolute,
+        ``~/...`` or relative to the home folder; ending with / or an existing folder: into it), one ssh
+        stream per node, all at once, each checked against the sha256 sent. Never inside ~/vca (the
+        releases and their jobs). Failed nodes are in the result: ``result.raise_for_failures()``."""
+        from .put.run import check_local, check_remote, put_nodes
+
+        check_local(local)  # bad input is refused before any node is listed
+        check_remote(remote)
+        nodes = self.select(indexes, self._reach())
+        return put_nodes(self.state, nodes, local, remote, compress=self.record.provider != "local",
+                         timeout=timeout, on_start=on_start, on_done=on_done)
+
+    def ssh_argv(self, node: int, command: str | None = None, *, into_job: bool = False) -> list[str]:
+        """The ssh command line for an interactive session on ``node`` (running ``command`` if given).
+        ``into_job`` (no command): the login shell starts in the release folder of the node's job, with
+        the job's VCA_* environment (``vca connect N``)."""
+        if into_job and not command:
+            return [*sshexec.ssh_command(self.state, self._one(node), "-t", batch=False), "--", job_shell_command()]
         argv = sshexec.ssh_command(self.state, self._one(node), batch=False)
         return [*argv, "--", command] if command else argv
 

@@ -19,7 +19,7 @@ LAUNCH = r"""#!/bin/sh
 set -e
 d="$HOME/contract-dump"
 mkdir -p "$d"
-env -0 | grep -z '^VCA_' | sort -z > "$d/env"
+env -0 | grep -z '^VCA_' | grep -zv '^VCA_RUN' | sort -z > "$d/env"  # VCA_RUN*: this start's own
 cat /etc/vca/cluster.json > "$d/cluster.json"
 sed -n '/^# BEGIN vca/,/^# END vca/p' /etc/hosts > "$d/hosts"
 """

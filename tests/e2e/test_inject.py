@@ -190,6 +190,11 @@ def test_bare_node_gets_python(cluster_name: str) -> None:
 def test_bad_packages_rejected_before_anything_is_sent(cluster_name: str, tmp_path: Path) -> None:
     c = cluster_name
     vca("-c", c, "provision", "1")
+    # What provision put in ~/vca (the node agent and the node list, from the membership push); no bad
+    # package may add to it.
+    listing = "find ~/vca 2>/dev/null | sort"
+    before = on_node(c, 0, listing)
+    assert "/vca/releases" not in before and "/vca/incoming" not in before
     noexec = make_pkg(tmp_path / "noexec", "true")
     (noexec / "vcloud-launch").chmod(0o644)
     nolaunch = tmp_path / "nolaunch"
@@ -225,7 +230,7 @@ def test_bad_packages_rejected_before_anything_is_sent(cluster_name: str, tmp_pa
         assert len(lines) == 1 and lines[0].startswith("vca: error:") and words in lines[0], (pkg, res.stderr)
     res = vca("-c", c, "inject", str(HELLO), "--node", "7", check=False)
     assert res.returncode == 2 and "has no node 7" in res.stderr
-    assert on_node(c, 0, "ls -A ~/vca 2>/dev/null | wc -l").strip() == "0"  # nothing reached the node
+    assert on_node(c, 0, listing) == before  # nothing reached the node
 
 
 def test_package_through_bucket_and_raw_playbook(cluster_name: str, tmp_path: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -51,6 +52,8 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
                                 grace=grace, bucket=bucket, nodes=parse_indexes(nodes) or None,
                                 on_start=lambda targets: done.start(len(targets)),
                                 on_done=lambda n: done(n.node, None if n.ok else n.message))
+    for note in result.notes:
+        app.say(note)
     result.raise_for_failures("inject")
     reports = result.reports()
     rid = result.release_id
@@ -69,11 +72,11 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
         had = f" (the other {len(reports) - sent} had it)" if sent < len(reports) else ""
         app.say(f"release {rid}: {how} {sent} of {len(reports)} nodes{had}, job started on "
                 f"{started} ({result.elapsed:.1f} s)")
-    same = [h for h, r in sorted(reports.items()) if r["job"] in ("busy", "unchanged")
-            and r["job_release"] == rid and not r.get("other_settings")]
-    if same:
-        app.say(f"release {rid} already runs (or ran) with these settings on {', '.join(same)}: left as it is "
-                "(use --restart to start it again)")
+    stopped = [h for h, r in sorted(reports.items()) if r.get("stopped")]
+    if stopped:
+        app.say(say_stopped(reports, stopped))
+    for line in rerun_lines(rid, reports):
+        app.say(line)
     if other:
         app.say(f"release {rid} runs (or ran) with other settings on {', '.join(other)}: left as it is "
                 "(use --restart to apply them)")
@@ -82,6 +85,33 @@ def inject(app: App, package: Path, nodes: tuple[str, ...], env: tuple[str, ...]
         app.say(f"a job of an earlier release is still running on {', '.join(busy)}: "
                 "the new release is installed but not started there (use --restart)")
     app.say("see `vca status` and `vca logs N`")
+
+
+def say_stopped(reports: dict[str, dict[str, Any]], nodes: list[str]) -> str:
+    """`--restart` names the jobs it stopped: "stopped the job of release X on n0, n1"."""
+    by: dict[str, list[str]] = {}
+    for h in nodes:
+        by.setdefault(str(reports[h]["stopped"]), []).append(h)
+    return "; ".join(f"stopped the job of release {rel} on {', '.join(hs)}" for rel, hs in by.items())
+
+
+def rerun_lines(rid: str, reports: dict[str, dict[str, Any]]) -> list[str]:
+    """What a re-inject of the same release left as it was: still running, or already ran (with which exit
+    codes), so the user knows nothing ran again."""
+    same = [h for h, r in sorted(reports.items()) if r["job"] in ("busy", "unchanged")
+            and r["job_release"] == rid and not r.get("other_settings")]
+    lines = []
+    running = [h for h in same if reports[h]["job"] == "busy"]
+    if running:
+        lines.append(f"release {rid} is already running on {', '.join(running)}: left as it is "
+                     "(--restart runs it again)")
+    ran = [h for h in same if reports[h]["job"] == "unchanged"]
+    if ran:
+        codes = sorted({str(reports[h].get("job_exit") or "?") for h in ran})
+        exited = f"exited {codes[0]}" if len(codes) == 1 else f"exit codes {', '.join(codes)}"
+        lines.append(f"release {rid} already ran on {len(ran)} node{'s' if len(ran) != 1 else ''} ({exited}): "
+                     "--restart runs it again")
+    return lines
 
 
 @click.command()
@@ -143,19 +173,30 @@ def stop(app: App, nodes: tuple[str, ...], grace: int) -> None:
 
 
 @click.command("wait")
+@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+              help="Wait for these nodes only (index, list or range; repeatable). Default: every node.")
 @click.option("--timeout", default=3600.0, show_default=True, type=SECONDS,
               help="Give up after this many seconds (exit 1).")
 @click.option("--interval", default=2.0, show_default=True, type=Seconds(at_least=0.2),
               help="Seconds between looks at the nodes.")
 @pass_app
-def wait(app: App, timeout: float, interval: float) -> None:
+def wait(app: App, nodes: tuple[str, ...], timeout: float, interval: float) -> None:
     """Wait until no node runs a job; exit non-zero naming nodes whose job failed or that are down.
+
+    While waiting it names the nodes still running and what they run (their newest process), and a
+    node whose log has not grown nor its process changed for 30 s or more. On a terminal after every
+    look; otherwise only when that changes.
 
     \b
       vca inject my_code/ && vca wait && vca collect out/ results/
+      vca wait --node 0          # the head's client; the workers serve forever
     """
-    def still(running: int, total: int) -> None:
-        app.say(f"{running} of {total} nodes still running")
+    import sys
+    import time
 
-    result = app.cluster().wait(timeout, interval, on_progress=still)
-    app.say(f"jobs finished on all {len(result.nodes)} nodes")
+    from .waiting import WaitReporter
+
+    report = WaitReporter(app.say, every_look=sys.stderr.isatty(), clock=time.monotonic)
+    result = app.cluster().wait(timeout, interval, indexes=parse_indexes(nodes) or None, on_look=report)
+    app.say(f"jobs finished on {'all ' if not nodes else ''}{len(result.nodes)} node"
+            f"{'s' if len(result.nodes) != 1 else ''}")

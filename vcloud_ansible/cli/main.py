@@ -18,8 +18,8 @@ COMMANDS = {
     "provision": "lifecycle", "teardown": "lifecycle", "destroy": "lifecycle", "clusters": "lifecycle",
     "status": "nodes", "connect": "nodes", "exec": "nodes:exec_", "ssh-config": "nodes:ssh_config",
     "inventory": "nodes", "run": "run", "inject": "inject", "mkpkg": "inject", "logs": "inject", "attach": "inject",
-    "stop": "inject", "wait": "inject", "collect": "collect", "setup": "setup", "compile": "compile",
-    "spec-schema": "spec:spec_schema", "heal": "membership",
+    "stop": "inject", "wait": "inject", "collect": "collect", "put": "put", "setup": "setup",
+    "compile": "compile", "spec-schema": "spec:spec_schema", "heal": "membership",
 }
 
 

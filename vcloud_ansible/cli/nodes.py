@@ -76,19 +76,34 @@ def _init_cell(init: init_script.InitState | None, now: float) -> str:
     return text if init.exit == 0 else f"[red]{text}[/red]"
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
+class _IndexBeforeCommand(click.Command):
+    """`vca connect -- CMD`: without an index before `--`, CMD is the command (on node 0), not the index."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args and all(a.startswith("-") for a in args[:args.index("--")]):
+            at = args.index("--")
+            args = [*args[:at], "0", *args[at:]]
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=_IndexBeforeCommand, context_settings={"ignore_unknown_options": True})
 @click.argument("node", required=False, default="0", metavar="[N]")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
 @pass_app
 def connect(app: App, node: str, command: tuple[str, ...]) -> None:
     """Open an interactive SSH session on node N (default 0), or run one command there.
 
+    The session starts in the release folder of the node's job, with the job's VCA_* environment
+    (VCA_RELEASE, VCA_HEAD_IP, -e variables, VCA_RUN_DIR of its process 0) loaded; a node where no
+    job ran gives a plain login shell. A command runs as ssh runs it (home folder, no job environment).
+
     \b
       vca connect 2
       vca connect 2 -- nproc
+      vca connect -- hostname          # node 0
     """
     index = single_index(node, "connect")
-    exec_argv(app.cluster().ssh_argv(index, " ".join(command) or None))
+    exec_argv(app.cluster().ssh_argv(index, " ".join(command) or None, into_job=True))
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})

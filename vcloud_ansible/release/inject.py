@@ -112,6 +112,8 @@ class JobState:
     since: float | None = None
     procs: int = 0
     running: int = 0
+    doing: str = ""  # a running job's newest process (its command line)
+    log_bytes: int = -1  # a running job's log size in this run (-1: not reported)
 
     @property
     def label(self) -> str:
@@ -129,6 +131,7 @@ class JobState:
             release=kv.get("release", ""), job=kv.get("job", "none"), job_release=kv.get("job_release", ""),
             exit=kv.get("exit", ""), since=float(since) if since.isdigit() and since != "0" else None,
             procs=int(kv.get("procs", "0") or 0), running=int(kv.get("running", "0") or 0),
+            doing=kv.get("doing", ""), log_bytes=int(kv["log_bytes"]) if kv.get("log_bytes", "").isdigit() else -1,
         )
 
 
@@ -253,6 +256,8 @@ def inject(state: ClusterState, every: list[Node], targets: list[Node], source: 
     packed = prepare(source.expanduser().resolve(), state.dir / "releases")
     result = _install(state, every, targets, packed.path, packed.release_id, packed.compression, options,
                       on_done=on_done, timeout=timeout)
+    if packed.note:
+        result.notes.append(packed.note)
     record_inject(state, result, str(packed.path), str(source), options)
     return result
 
@@ -332,7 +337,17 @@ def stop_command(grace: int) -> str:
 
 
 def tmux_attach_command(proc: int) -> str:
-    return f"tmux attach -t {shlex.quote(f'vca-{proc}')}"
+    """Join the process's tmux session; when the job has ended (the session with it), end with its exit
+    code. A detach (Ctrl-b d) leaves the job running and ends with 0."""
+    return (f"tmux attach -t {shlex.quote(f'vca-{proc}')}; "
+            f'rc=$(cat "$HOME/vca/job/proc-{int(proc)}/exitcode" 2>/dev/null) && exit "$rc"; exit 0')
+
+
+def job_shell_command() -> str:
+    """A login shell in the release folder of the node's job with its VCA_* environment (a plain login
+    shell where no job ever ran or the agent is older)."""
+    return (f'if [ -x "{AGENT}" ] && grep -q "^cmd_shell()" "{AGENT}"; then exec "{AGENT}" shell; '
+            'else exec "${SHELL:-/bin/sh}" -l; fi')
 
 
 def job_details(state: JobState) -> dict[str, Any]:

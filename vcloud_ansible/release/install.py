@@ -281,4 +281,6 @@ class Report:
         """The summary ``vca inject`` prints from (also handed back by the Ansible action)."""
         return {"release_id": self.release_id, "sent": self.sent or self.fetched,
                 "via": "s3" if self.fetched else "ssh", "job": self.job,
-                "job_release": self.fields.get("job_release", ""), "other_settings": self.other_settings}
+                "job_release": self.fields.get("job_release", ""), "other_settings": self.other_settings,
+                "job_exit": self.fields.get("job_exit", ""), "stopped": self.fields.get("stopped", ""),
+                "run": self.fields.get("run", "")}

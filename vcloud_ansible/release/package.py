@@ -46,8 +46,10 @@ so ``cd app && vca mkpkg .`` twice does not pack the first tarball into the seco
 Tarballs (:data:`TARBALL_SUFFIXES`) are never repacked: the release id is the hash of their bytes.
 They are read as a stream (never extracted here), and refused when a member has an absolute path or
 a ``..`` component, is a device or fifo, or is a symbolic or hard link pointing outside the package.
-The launch script must be at the tarball's root (``./vcloud-launch`` is fine, ``hello/vcloud-launch``
-is not: the nodes unpack the tarball as is into the release folder).
+The launch script must be at the tarball's root (``./vcloud-launch`` is fine): the nodes unpack the
+tarball as is into the release folder. One exception, the old ``mkpkg``'s shape (every member in one
+folder, ``hello/vcloud-launch``): that tarball is repacked without the folder, with a note
+(package_legacy).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from typing import IO, Literal
 
 from vcloud_ansible.errors import EnvironmentProblem, UsageError
 
+from .package_legacy import old_mkpkg_folder, strip_folder
 from .package_members import LAUNCH_NAMES, MKPKG_HINT, parse_ignore, scan_folder, tar_members, validate
 from .package_pack import DEFAULT_MTIME, pack_to_temp
 
@@ -82,6 +85,7 @@ class PackedRelease:
     launch: str  # "vcloud-launch" or "vca-launch"
     size: int  # bytes
     compression: str  # "gz" | "bz2" | "xz" | "": how the node unpacks it (tar -xzf / -xjf / -xJf / -xf)
+    note: str = ""  # something the user should know about the package (an old mkpkg tarball repacked)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -273,7 +277,17 @@ def _prepare_tarball(source: Path, cache_dir: Path) -> PackedRelease:
         with os.fdopen(fd, "wb") as out:
             digest, size = _copy_hashing(source, out)
         compression = _sniff(tmp, source, size)
-        launch = validate(tar_members(tmp, compression, str(source)), str(source), tarball=True)
+        members = tar_members(tmp, compression, str(source))
+        note = ""
+        top = old_mkpkg_folder(members)
+        if top:  # the old mkpkg's shape: repacked without the folder (package_legacy)
+            stripped, digest, size = strip_folder(tmp, compression, top, cache_dir)
+            tmp.unlink()
+            tmp, compression, suffix = stripped, "gz", ".tar.gz"
+            members = tar_members(tmp, compression, str(source))
+            note = (f"{source} holds its package in the folder {top}/ (as the old mkpkg made it): "
+                    "repacked without that folder")
+        launch = validate(members, str(source), tarball=True)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -281,7 +295,7 @@ def _prepare_tarball(source: Path, cache_dir: Path) -> PackedRelease:
         suffix = _CANONICAL_SUFFIX[compression]
     release_id = digest[:12]
     return PackedRelease(_settle(tmp, cache_dir / f"{release_id}{suffix}"), release_id, launch, size,
-                         compression)
+                         compression, note)
 
 
 def _copy_hashing(source: Path, out: IO[bytes]) -> tuple[str, int]:

@@ -73,6 +73,7 @@ class InjectResult:
     release_id: str
     nodes: dict[str, NodeInject] = field(default_factory=dict)
     elapsed: float = 0.0
+    notes: list[str] = field(default_factory=list)  # about the package (an old mkpkg tarball repacked)
 
     @property
     def ok(self) -> bool:

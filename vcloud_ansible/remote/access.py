@@ -44,13 +44,24 @@ def render_ssh_config(state: ClusterState, nodes: list[Node]) -> str:
     opts = ssh_options(state)
     cp = control_path_dir(state.dir)  # shared with Ansible's connections to the same nodes
     ensure_private_dir(cp)
-    out = [f"# vca cluster {state.name}: ssh -F {state.ssh_config_path} {state.name}-0\n"]
+    out = [f"# vca cluster {state.name}: ssh -F {state.ssh_config_path} {state.name}-0 (or the node's address)\n"]
     for n in nodes:
-        out.append(f"Host {n.name}\n  HostName {n.address}\n  Port {n.port}\n  User {n.user}\n")
+        out.append(f"Host {' '.join(host_patterns(n, nodes))}\n  HostName {n.address}\n  Port {n.port}\n"
+                   f"  User {n.user}\n")
         out.append(f"  HostKeyAlias {n.name}\n")
         out += [f"  {k} {v}\n" for k, v in opts.items()]
         out.append(f"  ControlMaster auto\n  ControlPath {cp}/%C\n  ControlPersist 60s\n\n")
     return "".join(out)
+
+
+def host_patterns(node: Node, nodes: list[Node]) -> list[str]:
+    """The names `ssh -F <ssh_config>` knows the node by: its name, and its address when that address is
+    its alone (nodes behind one address on several ports are reached by name only). Its host key is
+    checked under its name either way (HostKeyAlias)."""
+    shared = sum(1 for n in nodes if n.address == node.address) > 1
+    usable = node.address and node.address != node.name and not shared and all(
+        c.isalnum() or c in ".-:_" for c in node.address)  # no ssh_config pattern characters (* ? !)
+    return [node.name, node.address] if usable else [node.name]
 
 
 def render_inventory(state: ClusterState, nodes: list[Node]) -> str:

@@ -402,11 +402,37 @@ def test_tarball_symlink_loop(tmp_path: Path) -> None:
         prepare(tb, tmp_path / "cache")
 
 
-def test_tarball_launch_in_top_folder(tmp_path: Path) -> None:
-    tb = make_tar(tmp_path / "p.tgz", ("hello", {"kind": tarfile.DIRTYPE}), ("hello/vcloud-launch", {}))
-    with pytest.raises(UsageError, match=r"launch script in a folder \(hello/vcloud-launch\)") as exc:
+@pytest.mark.parametrize("suffix", [".tgz", ".tar.bz2", ".tar"])
+def test_old_mkpkg_tarball_is_repacked_without_its_folder(tmp_path: Path, suffix: str) -> None:
+    tb = make_tar(tmp_path / f"p{suffix}", ("./hello", {"kind": tarfile.DIRTYPE}), ("./hello/vcloud-launch", {}),
+                  ("hello/lib/x", {"data": b"x", "mode": 0o640}),
+                  ("hello/lib/l", {"kind": tarfile.SYMTYPE, "link": "x"}),
+                  ("hello/hard", {"kind": tarfile.LNKTYPE, "link": "hello/lib/x"}))
+    packed = prepare(tb, tmp_path / "cache")
+    assert "in the folder hello/ (as the old mkpkg made it): repacked without that folder" in packed.note
+    assert packed.compression == "gz" and packed.path.name == f"{packed.release_id}.tar.gz"
+    assert packed.release_id == sha12(packed.path) and packed.launch == "vcloud-launch"
+    with tarfile.open(packed.path) as tar:
+        got = {m.name: (m.type, m.linkname, m.mode & 0o777) for m in tar.getmembers()}
+        assert tar.extractfile("lib/x").read() == b"x"  # type: ignore[union-attr]
+    with tarfile.open(tb) as tar:  # the same members, modes and links, one folder up
+        want = {m.name.removeprefix("./").removeprefix("hello/"): (m.type, m.linkname.removeprefix("hello/"),
+                                                                  m.mode & 0o777)
+                for m in tar.getmembers() if m.name not in ("./hello", "hello")}
+    assert got == want and set(got) == {"vcloud-launch", "lib/x", "lib/l", "hard"}
+    again = prepare(tb, tmp_path / "other-cache")  # the same old tarball gives the same release
+    assert again.release_id == packed.release_id
+    assert not list((tmp_path / "cache").glob(".vca-*"))  # no temporary file left
+
+
+def test_tarball_launch_deeper_or_beside_other_folders_is_still_refused(tmp_path: Path) -> None:
+    tb = make_tar(tmp_path / "p.tgz", ("hello", {"kind": tarfile.DIRTYPE}), ("hello/vcloud-launch", {}),
+                  ("other/x", {}))
+    with pytest.raises(UsageError, match="no vcloud-launch or vca-launch at the root"):
         prepare(tb, tmp_path / "cache")
-    assert "vca mkpkg hello" in exc.value.one_line()
+    tb = make_tar(tmp_path / "q.tgz", ("a/b/vcloud-launch", {}))
+    with pytest.raises(UsageError, match="no vcloud-launch or vca-launch at the root"):
+        prepare(tb, tmp_path / "cache")
 
 
 @pytest.mark.parametrize(("entry", "message"), [

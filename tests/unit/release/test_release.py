@@ -40,10 +40,10 @@ def handshake_only(rid: str, original: Path) -> bytes:
 
 
 def test_report_parsing() -> None:
-    ok = release.Report.parse("abc", True, 0, "agent=updated\nrelease=installed\njob=started\n", "")
+    ok = release.Report.parse("abc", True, 0, "agent=updated\nrelease=installed\nstopped=def\njob=started\nrun=2\n", "")
     assert ok.ok and ok.changed and ok.job == "started"
     assert ok.vca_report() == {"release_id": "abc", "sent": True, "via": "ssh", "job": "started", "job_release": "",
-                               "other_settings": False}
+                               "other_settings": False, "job_exit": "", "stopped": "def", "run": "2"}
     quiet = release.Report.parse("abc", False, 0, "release=present\ncontract=same\njob=unchanged\n", "")
     assert quiet.ok and not quiet.changed
     bad = release.Report.parse("abc", False, 1, "error=unpacking failed: x\n", "")

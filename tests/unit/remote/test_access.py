@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 
 from vcloud_ansible.node import Node
-from vcloud_ansible.remote.access import known_host_pattern, write_access_files
+from vcloud_ansible.remote.access import host_patterns, known_host_pattern, write_access_files
 from vcloud_ansible.state import ClusterState
 
 
@@ -52,10 +52,21 @@ def test_ssh_config_entries(vca_home: Path) -> None:
     st.create("local", {})
     write_access_files(st, _nodes())
     text = st.ssh_config_path.read_text()
-    assert "Host c-2\n  HostName 10.0.0.4\n  Port 22\n  User root\n  HostKeyAlias c-2\n" in text
+    # by name or by address (ssh -F <config> 10.0.0.4, scp, rsync): the key is checked under the name
+    assert "Host c-2 10.0.0.4\n  HostName 10.0.0.4\n  Port 22\n  User root\n  HostKeyAlias c-2\n" in text
     assert f"IdentityFile {st.key_path}" in text and "StrictHostKeyChecking yes" in text
 
 
 def test_known_host_pattern_with_port() -> None:
     n = Node(index=0, name="c-0", address="127.0.0.1", private_ip="10.0.0.1", port=2222)
     assert known_host_pattern(n) == "c-0,[127.0.0.1]:2222"
+
+
+def test_an_address_shared_by_nodes_is_no_pattern() -> None:
+    nodes = [Node(index=i, name=f"c-{i}", address="127.0.0.1", private_ip=f"10.0.0.{i}", port=2222 + i)
+             for i in range(2)]
+    assert host_patterns(nodes[1], nodes) == ["c-1"]
+    odd = Node(index=0, name="c-0", address="host*", private_ip="10.0.0.1")
+    assert host_patterns(odd, [odd]) == ["c-0"]
+    named = Node(index=0, name="c-0", address="ip-10-0-0-1.example", private_ip="10.0.0.1")
+    assert host_patterns(named, [named]) == ["c-0", "ip-10-0-0-1.example"]
