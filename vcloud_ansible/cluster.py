@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
-from .node import IndexRanges, Node, check_role, for_new_nodes
+from .node import ROLES, IndexRanges, Node, NodeRefs, check_role, for_new_nodes, resolve
 from .providers import Provider, check_settings, get_provider
 from .providers.base import Configurable, Say, Verifiable
 from .release.inject import (
@@ -123,23 +123,37 @@ class Cluster:
         return self.provider.nodes(self.state)
 
     def select(self, indexes: Sequence[int] | None = None, nodes: list[Node] | None = None) -> list[Node]:
-        """The nodes with these indexes (all when none); ``nodes``: the cluster's, when already listed."""
+        """The nodes with these indexes (all when none); ``nodes``: the cluster's, when already listed.
+        A ``NodeRefs`` selection may also name nodes by name, role (``worker``/``workers``: every
+        worker) or address."""
         nodes = self.nodes() if nodes is None else nodes
         if not indexes:
             return nodes
         by_index = {n.index: n for n in nodes}
+        refs = indexes.refs if isinstance(indexes, NodeRefs) else ()
         if isinstance(indexes, IndexRanges):  # checked against the nodes, never expanded
             missing = indexes.missing(by_index)
             indexes = indexes.within(by_index)
         else:
             missing = [str(i) for i in indexes if i not in by_index]
+        named: list[Node] = []
+        for ref in refs:
+            found = resolve(ref, nodes)
+            if not found and not (ref in (*ROLES, "workers") and nodes):  # no dev node is no error
+                missing.append(f"'{ref}'")
+            named += found
         if missing:
             have = index_ranges(sorted(by_index)) or "none"
             raise NodeNotFound(
                 f"cluster '{self.name}' has no node {', '.join(missing)} (nodes: {have})",
+                "name nodes by index, range, name (<cluster>-N), role (head, dev, workers) or address; "
                 "see `vca status`",
             )
-        return [by_index[i] for i in dict.fromkeys(indexes)]
+        picked = [by_index[i] for i in indexes] + named
+        if refs and not picked:
+            raise NodeNotFound(f"cluster '{self.name}' has no node with role {', '.join(refs)}",
+                               "see the role column of `vca status`")
+        return list({n.index: n for n in picked}.values())
 
     def refresh_access(self, nodes: list[Node] | None = None) -> list[Node]:
         """Write inventory.yml, ssh_config and known_hosts for ``nodes`` (default: as listed now), for
@@ -468,18 +482,19 @@ class Cluster:
         return WaitResult(rows, time.monotonic() - started)
 
     @overload
-    def logs(self, node: int = 0, *, proc: int = 0, tail: int = 100, follow: Literal[False] = False) -> str: ...
+    def logs(self, node: int | str = 0, *, proc: int = 0, tail: int = 100, follow: Literal[False] = False) -> str: ...
     @overload
-    def logs(self, node: int = 0, *, proc: int = 0, tail: int = 100, follow: Literal[True]) -> Iterator[str]: ...
-    def logs(self, node: int = 0, *, proc: int = 0, tail: int = 100, follow: bool = False) -> str | Iterator[str]:
+    def logs(self, node: int | str = 0, *, proc: int = 0, tail: int = 100, follow: Literal[True]) -> Iterator[str]: ...
+    def logs(self, node: int | str = 0, *, proc: int = 0, tail: int = 100, follow: bool = False) -> str | Iterator[str]:
         """The last ``tail`` lines of the job log of ``node`` (process ``proc``). With ``follow``, an
         iterator of lines as the log grows; closing it (or leaving the loop) ends the stream."""
         argv = self.logs_argv(node, proc=proc, tail=tail, follow=follow)
         if not follow:
             res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
             if res.returncode != 0:
-                raise RemoteFailed(f"logs of {self.name}-{node} failed: "
-                                   f"{res.stderr.strip()[-300:] or f'exit {res.returncode}'}", [f"{self.name}-{node}"])
+                name = node if isinstance(node, str) and not node.isdigit() else f"{self.name}-{node}"
+                raise RemoteFailed(f"logs of {name} failed: "
+                                   f"{res.stderr.strip()[-300:] or f'exit {res.returncode}'}", [name])
             return res.stdout
         return _stream_lines(argv)
 
@@ -570,24 +585,33 @@ class Cluster:
         return collect_nodes(self.state, self.select(indexes, self._reach()), request, overwrite=overwrite,
                              retry_failed=retry_failed, timeout=timeout, on_start=on_start, on_done=on_done)
 
-    def ssh_argv(self, node: int, command: str | None = None) -> list[str]:
+    def ssh_argv(self, node: int | str, command: str | None = None) -> list[str]:
         """The ssh command line for an interactive session on ``node`` (running ``command`` if given)."""
         argv = sshexec.ssh_command(self.state, self._one(node), batch=False)
         return [*argv, "--", command] if command else argv
 
-    def logs_argv(self, node: int, *, proc: int = 0, tail: int = 100, follow: bool = False) -> list[str]:
+    def logs_argv(self, node: int | str, *, proc: int = 0, tail: int = 100, follow: bool = False) -> list[str]:
         """The ssh command line that prints (or follows) the job log of ``node``."""
         return [*sshexec.ssh_command(self.state, self._one(node), "-T"), "--", logs_command(proc, tail, follow)]
 
-    def attach_argv(self, node: int, *, proc: int = 0, tmux: bool = False) -> list[str]:
+    def attach_argv(self, node: int | str, *, proc: int = 0, tmux: bool = False) -> list[str]:
         """The ssh command line that follows the live log of ``node``'s job, or joins its tmux session."""
         if not tmux:
             return self.logs_argv(node, proc=proc, tail=50, follow=True)
         return [*sshexec.ssh_command(self.state, self._one(node), "-t", batch=False), "--",
                 tmux_attach_command(proc)]
 
-    def _one(self, index: int) -> Node:
-        return self.select([index], self._reach())[0]
+    def _one(self, ref: int | str) -> Node:
+        """The one node ``ref`` names: an index, a name, a role or an address."""
+        nodes = self._reach()
+        if isinstance(ref, int) or ref.isdigit():
+            return self.select([int(ref)], nodes)[0]
+        found = self.select(NodeRefs(refs=[ref]), nodes)
+        if len(found) > 1:
+            raise UsageError(f"'{ref}' names {len(found)} nodes of cluster '{self.name}' "
+                             f"({index_ranges([n.index for n in found])}); this takes one",
+                             "name one node by index or name (<cluster>-N)")
+        return found[0]
 
 
 def _stream_lines(argv: list[str]) -> Iterator[str]:
