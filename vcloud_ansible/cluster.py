@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .playbook.runner import RunResult
     from .release.transport import InjectResult, NodeInject
     from .setup.stage import SetupRun
+    from .shape.remove import RemoveResult
 
 DEFAULT_PROVIDER = "local"
 
@@ -356,6 +357,91 @@ class Cluster:
             )
         self.state.forget()
         return gone
+
+    def remove(self, nodes: Sequence[int] | None = None, *, workers: int | None = None, force: bool = False,
+               say: Say = _quiet, confirm: Callable[[list[Node]], None] | None = None) -> RemoveResult:
+        """Remove the ``nodes`` named (indexes, or a NodeRefs selection), or the ``workers`` K
+        highest-index workers whose job is not running (every worker when K exceeds their count, said
+        in ``note``). Nodes running a job go only with ``force``; the head only when named. Nothing of
+        them is left (as a teardown); the nodes left get the new node list. ``confirm(victims)`` is
+        called before anything is removed (raise to refuse)."""
+        from .shape.remove import RemoveResult, pick_shrink, remove_nodes
+
+        if (workers is None) == (not nodes):
+            raise UsageError("name the nodes to remove, or give --workers K (not both)",
+                             "vca remove 3,5  |  vca remove --workers 2")
+        if workers is not None and workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {workers}")
+        self.state.load()
+        with self.state.lock("remove", say):
+            every = self._reach()
+            if workers is None:
+                victims, note = self.select(nodes, every), ""
+                named = {n.index for n in victims}
+                rows = [s for s in self.status() if s.node.index in named]
+                pick_shrink(self.name, rows, len(rows), force, workers_only=False)  # refuses running jobs
+            else:
+                victims, note = pick_shrink(self.name, self.status(), workers, force, workers_only=True)
+            if note:
+                say(note)
+            if confirm:
+                confirm(victims)
+            left = remove_nodes(self.state, self.provider, victims, self.refresh_access, say)
+            return RemoveResult(victims, [], left, note)
+
+    def resize(self, total: int, *, force: bool = False, say: Say = _quiet, console: Console | None = None,
+               confirm: Callable[[list[Node]], None] | None = None) -> RemoveResult:
+        """Grow (as ``provision(total=...)``) or shrink the cluster to ``total`` nodes. Shrinking takes
+        workers first (highest index, idle before running), then dev nodes, the head last; nodes running
+        a job only with ``force``. ``confirm(victims)`` is called before anything is removed."""
+        from .shape.remove import RemoveResult, pick_shrink, remove_nodes
+
+        if total < 0:
+            raise UsageError(f"--total must be at least 0, got {total}")
+        self.state.load()
+        with self.state.lock("resize", say):
+            every = self._reach()
+            if total > len(every):
+                added = self.provision(total=total, say=say, console=console)
+                return RemoveResult([], added, self.nodes())
+            if total == len(every):
+                return RemoveResult([], [], every, f"cluster '{self.name}' has {total} nodes: nothing to do")
+            victims, _ = pick_shrink(self.name, self.status(), len(every) - total, force, workers_only=False)
+            if confirm:
+                confirm(victims)
+            return RemoveResult(victims, [], remove_nodes(self.state, self.provider, victims, self.refresh_access, say))
+
+    def power(self, on: bool, nodes: Sequence[int] | None = None, say: Say = _quiet) -> list[Node]:
+        """Power the nodes (all, or ``nodes``) off or on again, keeping their disks, indexes and roles
+        (ec2: StopInstances / StartInstances; the lab: the machine stops, its overlay stays). Nodes
+        started again are back when they accept SSH (host keys checked against the pinned ones) and
+        get the current node list. Returns the nodes whose power changed."""
+        from .providers.base import Powerable
+        from .shape.remove import refresh_node_list
+
+        prov = self.provider
+        if not isinstance(prov, Powerable):
+            raise UsageError(f"provider '{prov.name}' cannot power nodes off and on",
+                             "remove them with `vca remove` instead")
+        with self.state.lock(f"power {'on' if on else 'off'}", say):
+            every = prov.nodes(self.state)
+            targets = [n.index for n in self.select(nodes, every)
+                       if (n.state == "stopped") == on]
+            if not on:
+                return prov.power_off(self.state, targets, say) if targets else []
+            started = prov.power_on(self.state, targets, say) if targets else []
+            if not started:
+                return []
+            current = {n.index: n for n in prov.nodes(self.state)}
+            for n in started:
+                if n.index in current and n.host_key:
+                    current[n.index].host_key = n.host_key
+            every = self.refresh_access(sorted(current.values(), key=lambda n: n.index))
+            back = [current[n.index] for n in started if n.index in current]
+            say(f"waiting for SSH on {len(back)} node{'s' if len(back) != 1 else ''}")
+            sshexec.wait_ready(self.state, back)
+            refresh_node_list(self.state, every, back)
+            return back
 
     def destroy(self, purge: bool = False, say: Say = _quiet) -> bool:
         """Forget the cluster (its local state) once the provider shows that nothing of it is left.

@@ -19,7 +19,7 @@ COMMANDS = {
     "status": "nodes", "connect": "nodes", "exec": "nodes:exec_", "ssh-config": "nodes:ssh_config",
     "inventory": "nodes", "run": "run", "inject": "inject", "mkpkg": "inject", "logs": "inject", "attach": "inject",
     "stop": "inject", "wait": "inject", "collect": "collect", "setup": "setup", "compile": "compile",
-    "spec-schema": "spec:spec_schema",
+    "spec-schema": "spec:spec_schema", "remove": "shape", "resize": "shape", "power": "shape",
 }
 
 

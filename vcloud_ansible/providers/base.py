@@ -53,3 +53,14 @@ class Verifiable(Protocol):
 
     def leftovers(self, state: ClusterState) -> list[str]:
         """One line per resource of the cluster that still exists ("security-group sg-...")."""
+
+
+@runtime_checkable
+class Powerable(Protocol):
+    """A provider that can power nodes off and on again with their disks kept (`vca power`)."""
+
+    def power_off(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        """Stop the running nodes among ``indexes``; their disks, indexes and roles are kept."""
+
+    def power_on(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        """Start the stopped nodes among ``indexes`` again; returns them (with their host keys)."""
