@@ -42,6 +42,7 @@ from .ssh import HostKeys, learn_host_keys, ssh_target
 INVENTORY_NAME = "inventory.aws_ec2.yml"  # the aws_ec2 plugin only reads files ending in aws_ec2.yml
 REQUEST_FILE = "ec2-request.json"
 PLAYBOOK_TIMEOUT = 3600
+POWER_TIMEOUT = 600  # seconds for instances to stop or start
 EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # of the vca:expires-at tag (UTC)
 
 
@@ -202,6 +203,43 @@ class Ec2Provider:
         s = _settings(state)
         with _locked(state):
             return self._destroy_locked(state, s, indexes, say)
+
+    def power_off(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        """StopInstances on the running nodes among ``indexes`` (their EBS disks stay), waited for."""
+        return self._power(state, indexes, say, on=False)
+
+    def power_on(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        """StartInstances on the stopped nodes among ``indexes``, waited for until they run (with new
+        addresses); their host keys stay pinned to the instance ids, so SSH checks them again."""
+        return self._power(state, indexes, say, on=True)
+
+    def _power(self, state: ClusterState, indexes: list[int], say: Say, on: bool) -> list[Node]:
+        s = _settings(state)
+        ec2 = ec2_api.client(s.region)
+        want, settled = ("stopped", "running") if on else ("running", "stopped")
+        with _locked(state):
+            targets = [i for i in ec2_api.cluster_instances(ec2, state.name, s.region)
+                       if i.index in indexes and i.state in (want, "pending" if on else "stopping")]
+            if not targets:
+                return []
+            ids = [i.id for i in targets]
+            verb = "starting" if on else "stopping"
+            say(f"{verb} {len(ids)} EC2 instance{'s' if len(ids) != 1 else ''}")
+            call = ec2.start_instances if on else ec2.stop_instances
+            with ec2_api.aws_errors(s.region, f"EC2 {'StartInstances' if on else 'StopInstances'}"):
+                for at in range(0, len(ids), 1000):  # at most 1000 ids per call
+                    call(InstanceIds=ids[at:at + 1000])
+            deadline = time.monotonic() + POWER_TIMEOUT
+            while True:
+                now = {i.id: i for i in ec2_api.cluster_instances(ec2, state.name, s.region)}
+                late = [iid for iid in ids if iid in now and now[iid].state != settled]
+                if not late:
+                    break
+                if time.monotonic() > deadline:
+                    raise ProviderError(f"{len(late)} instance{'s' if len(late) != 1 else ''} not {settled} after "
+                                        f"{POWER_TIMEOUT} s: {', '.join(late[:5])}", "see `vca status`")
+                time.sleep(2)
+            return self._nodes(state, s, [now[iid] for iid in ids if iid in now])
 
     def inventory_source(self, state: ClusterState) -> Path | None:
         """The cluster's aws_ec2 inventory file, (re)written from the template when it changed."""

@@ -1,0 +1,69 @@
+"""The shape of an EC2 cluster (a moto server is EC2, lab nodes stand in for its instances): nodes
+named by role, stop and start with the same indexes and disks (host keys checked again), remove the
+highest-index worker, resize; a decoy instance is never touched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import vca
+from moto_fixtures import AMI, MotoServer, StandIns, moto, moto_server, standins
+from test_ec2 import _indexes, _live, _tags, ec2_flags
+
+__all__ = ["moto", "moto_server", "standins"]  # fixtures used by name below
+
+HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
+
+
+def _states(moto: MotoServer, cluster: str) -> dict[int, str]:
+    return {int(_tags(i)["vca:index"]): i["State"]["Name"] for i in _live(moto, cluster)}
+
+
+def _decoy_state(ec2: Any, decoy: str) -> str:
+    state: str = ec2.describe_instances(InstanceIds=[decoy])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    return state
+
+
+@pytest.mark.lab
+@pytest.mark.aws
+def test_stop_start_remove_resize_on_ec2(moto: MotoServer, standins: StandIns, cluster_name: str) -> None:
+    c = cluster_name
+    ec2 = moto.ec2(agent="vca-test-standin")
+    decoy = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0][
+        "InstanceId"]
+    vca("-c", c, "provision", *ec2_flags(), "3")
+    standins.check()
+    assert vca("-c", c, "connect", "head", "--", "hostname").returncode == 0
+    vca("-c", c, "inject", str(HELLO))
+    vca("-c", c, "wait", "--timeout", "120")
+    release = vca("-c", c, "exec", "--node", "head", "--", "readlink ~/vca/current").stdout.split(": ")[1].strip()
+
+    # Stop: the instances are stopped (not terminated), status shows it.
+    moto.reset_calls()
+    res = vca("-c", c, "power", "off", "--node", "workers")
+    assert "powered off nodes 1-2" in res.stderr and moto.calls()["StopInstances"] == 1
+    assert _states(moto, c) == {0: "running", 1: "stopped", 2: "stopped"}
+    rows = {r["index"]: r["state"] for r in json.loads(vca("-c", c, "status", "--json").stdout)}
+    assert rows == {0: "up", 1: "stopped", 2: "stopped"}
+
+    # Start: same indexes, SSH works again with the pinned host keys, the release is still on disk.
+    moto.reset_calls()
+    res = vca("-c", c, "power", "on")
+    standins.check()
+    assert "powered on nodes 1-2" in res.stderr and moto.calls()["StartInstances"] == 1
+    assert _states(moto, c) == {0: "running", 1: "running", 2: "running"}
+    out = vca("-c", c, "exec", "--", "readlink ~/vca/current").stdout.splitlines()
+    assert sorted(out) == [f"{c}-{i}: {release}" for i in range(3)]
+
+    # Remove the highest-index idle worker: its instance is terminated; resize grows back.
+    res = vca("-c", c, "remove", "--workers", "1", "--yes")
+    assert "removed node 2" in res.stderr and _indexes(moto, c) == [0, 1]
+    vca("-c", c, "resize", "--total", "3")
+    standins.check()
+    assert _indexes(moto, c) == [0, 1, 2]
+    vca("-c", c, "teardown", "--yes")
+    assert _live(moto, c) == [] and _decoy_state(ec2, decoy) == "running"
+    standins.check()
