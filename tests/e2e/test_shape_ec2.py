@@ -34,8 +34,16 @@ def test_stop_start_remove_resize_on_ec2(moto: MotoServer, standins: StandIns, c
     ec2 = moto.ec2(agent="vca-test-standin")
     decoy = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0][
         "InstanceId"]
-    vca("-c", c, "provision", *ec2_flags(), "3")
+    moto.reset_calls()
+    vca("-c", c, "provision", *ec2_flags(), "--head-instance-type", "t3.small", "3")
     standins.check()
+    # The head of its own type, made first (its own launch), the workers of the cluster's type.
+    live = sorted(_live(moto, c), key=lambda i: int(_tags(i)["vca:index"]))
+    assert [(i["InstanceType"], _tags(i)["vca:role"]) for i in live] == [
+        ("t3.small", "head"), ("t3.micro", "worker"), ("t3.micro", "worker")]
+    assert moto.calls()["RunInstances"] == 2 and live[0]["LaunchTime"] <= live[1]["LaunchTime"]
+    rows = json.loads(vca("-c", c, "status", "--json").stdout)
+    assert [r["type"] for r in rows] == ["t3.small", "t3.micro", "t3.micro"]
     assert vca("-c", c, "connect", "head", "--", "hostname").returncode == 0
     vca("-c", c, "inject", str(HELLO))
     vca("-c", c, "wait", "--timeout", "120")
@@ -61,9 +69,15 @@ def test_stop_start_remove_resize_on_ec2(moto: MotoServer, standins: StandIns, c
     # Remove the highest-index idle worker: its instance is terminated; resize grows back.
     res = vca("-c", c, "remove", "--workers", "1", "--yes")
     assert "removed node 2" in res.stderr and _indexes(moto, c) == [0, 1]
-    vca("-c", c, "resize", "--total", "3")
+    # Spot for some nodes only: a spot worker joins with the next index, tagged like the others.
+    vca("-c", c, "provision", "1", "--role", "worker", "--spot", "--max-price", "0.05")
     standins.check()
     assert _indexes(moto, c) == [0, 1, 2]
+    spot = next(i for i in _live(moto, c) if _tags(i)["vca:index"] == "2")
+    assert _tags(spot)["vca:role"] == "worker" and spot.get("InstanceLifecycle") == "spot", spot
+    rows = json.loads(vca("-c", c, "status", "--json").stdout)
+    assert [r["lifecycle"] for r in rows] == ["on-demand", "on-demand", "spot"]
+    assert all(r["state"] == "up" for r in rows)
     vca("-c", c, "teardown", "--yes")
     assert _live(moto, c) == [] and _decoy_state(ec2, decoy) == "running"
     standins.check()

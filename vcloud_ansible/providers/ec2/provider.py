@@ -53,6 +53,8 @@ class Ec2Provider:
     def __init__(self) -> None:
         # Set by prepare(): the settings and checked plan of the coming create().
         self._run: tuple[Ec2Settings, Plan] | None = None
+        # Set by prepare() when a run without a role adds a head and workers of their own types.
+        self._parts: tuple[tuple[Ec2Settings, Plan], tuple[Ec2Settings, Plan]] | None = None
 
     # -- checks ------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -68,14 +70,21 @@ class Ec2Provider:
             )
 
     def prepare(self, stored: dict[str, Any], overrides: dict[str, Any], creating: bool) -> dict[str, Any]:
-        """Resolve the settings and check them against EC2 (read-only) before anything is created.
+        """Resolve the settings and check them against EC2 (read-only) before anything is created: the
+        image and type of each node role this run may add (its own role, or head and worker).
 
         Returns the settings to store with the cluster.
         """
         resolved = ec2_settings.resolve(stored, overrides, creating=creating)
         s = Ec2Settings.from_dict(resolved)
-        plan = ec2_api.preflight(ec2_api.client(s.region), s)
+        ec2 = ec2_api.client(s.region)
+        plan = ec2_api.preflight(ec2, s.for_role(s.role))
         self._run = (s, plan)
+        self._parts = None
+        if s.role is None and (s.head_instance_type, s.head_image) != (s.worker_instance_type, s.worker_image):
+            # node 0 head and the others workers, of different types or images: two launches, head first
+            head, worker = s.for_role("head"), s.for_role("worker")
+            self._parts = ((head, ec2_api.preflight(ec2, head)), (worker, ec2_api.preflight(ec2, worker)))
         return ec2_settings.stored_part(resolved)
 
     # -- the Provider protocol -------------------------------------------------------------------
@@ -101,8 +110,19 @@ class Ec2Provider:
                     i.id not in known or i.id not in with_key)
 
             launched = False
+            parts = self._parts
+            self._parts = None
             try:
-                self._launch_after(state, s, before, count, say)
+                if parts is not None and not any(i.role == "head" for i in before):
+                    # the head first, then the workers, each with its own type and image
+                    (hs, hplan), (ws, wplan) = parts
+                    self._run = (hs, hplan)
+                    self._launch_after(state, hs, before, 1, say)
+                    if count > 1:
+                        self._run = (ws, wplan)
+                        self._launch_after(state, ws, self._before_launch(state, s), count - 1, say)
+                else:
+                    self._launch_after(state, s.for_role(s.role), before, count, say)
                 launched = True
                 new_ids, instances = learn_host_keys(
                     lambda: ec2_api.cluster_instances(ec2, state.name, s.region), is_new, s.ssh_via,
@@ -158,7 +178,7 @@ class Ec2Provider:
         """Run the provision playbook; returns the ids of the nodes that were there before."""
         s, _plan = self._pending_run(state)
         before = self._before_launch(state, s)
-        self._launch_after(state, s, before, count, say)
+        self._launch_after(state, s.for_role(s.role), before, count, say)
         return {i.id for i in before if i.index is not None}
 
     def _before_launch(self, state: ClusterState, s: Ec2Settings) -> list[Instance]:
@@ -384,6 +404,7 @@ def _extravars(state: ClusterState, s: Ec2Settings, plan: Plan, count: int, toke
         "provider_ec2_root_device_name": plan.root_device or "/dev/xvda",
         "provider_ec2_instance_profile": s.instance_profile or "",
         "provider_ec2_spot": s.spot,
+        "provider_ec2_spot_max_price": s.max_price or "",
         "provider_ec2_public_key": state.public_key(),
         "provider_ec2_key_name": s.key_name or "",
         "provider_ec2_security_group_id": s.security_group or "",
