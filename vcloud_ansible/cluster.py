@@ -443,6 +443,37 @@ class Cluster:
             refresh_node_list(self.state, every, back)
             return back
 
+    def import_instances(self, ids: Sequence[str], *, role: str | None = None, say: Say = _quiet,
+                         console: Console | None = None) -> list[Node]:
+        """Adopt machines that exist (ec2: instance ids) as nodes with the next free indexes, only those
+        named; refuses any tagged for another cluster. Once they accept SSH they get the cluster's setup
+        roles and release, and every node the new node list. Returns the new nodes."""
+        from .providers.base import Adopting
+        from .setup import stage as setup_stage
+
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            raise UsageError("name the instances to import", "vca import i-0123456789abcdef0 ...")
+        check_role(role)
+        prov = self.provider
+        if not isinstance(prov, Adopting):
+            raise UsageError(f"provider '{prov.name}' cannot import machines", "use `vca provision`")
+        with self.state.lock("import", say):
+            before = prov.nodes(self.state)
+            role = for_new_nodes(self.name, role, len(ids), before)
+            new = prov.adopt(self.state, ids, say, role)
+            current = {n.index: n for n in prov.nodes(self.state)}
+            for n in new:
+                if n.index in current and n.host_key:
+                    current[n.index].host_key = n.host_key
+            every = self.refresh_access(sorted(current.values(), key=lambda n: n.index))
+            sshexec.wait_ready(self.state, new)
+            setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), self.record.setup,
+                                        new, before, {}, say, console)
+            if new and before:
+                self._grow(every, new, say)
+            return new
+
     def destroy(self, purge: bool = False, say: Say = _quiet) -> bool:
         """Forget the cluster (its local state) once the provider shows that nothing of it is left.
 

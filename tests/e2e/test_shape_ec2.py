@@ -81,3 +81,46 @@ def test_stop_start_remove_resize_on_ec2(moto: MotoServer, standins: StandIns, c
     vca("-c", c, "teardown", "--yes")
     assert _live(moto, c) == [] and _decoy_state(ec2, decoy) == "running"
     standins.check()
+
+
+@pytest.mark.lab
+@pytest.mark.aws
+def test_import_adopts_only_the_instances_named(moto: MotoServer, standins: StandIns, cluster_name: str) -> None:
+    c = cluster_name
+    ec2 = moto.ec2(agent="vca-test-standin")
+
+    def launch(tags: dict[str, str]) -> str:
+        spec = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+        iid: str = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                     **({"TagSpecifications": spec} if tags else {}))["Instances"][0]["InstanceId"]
+        return iid
+
+    vca("-c", c, "provision", *ec2_flags(), "1")
+    vca("-c", c, "inject", str(HELLO))
+    adopted, decoy, foreign = launch({}), launch({"Name": "decoy"}), launch({"vca:cluster": "someone-else"})
+    res = vca("-c", c, "import", adopted)
+    standins.check()
+    assert "imported node 1" in res.stderr, res.stderr
+    tags = _tags(next(i for i in _live(moto, c) if i["InstanceId"] == adopted))
+    assert (tags["vca:index"], tags["vca:role"], tags["Name"]) == ("1", "worker", f"{c}-1")
+    # It answers SSH with its learnt key, got the release, and the head knows the grown cluster.
+    vca("-c", c, "wait", "--timeout", "120")
+    assert vca("-c", c, "exec", "--node", f"{c}-1", "--", "sed -n 2p ~/vca/current/result.txt").stdout.strip() == \
+        f"{c}-1: nodes=2"
+
+    res = vca("-c", c, "import", foreign, check=False)
+    assert res.returncode == 2 and "belongs to cluster 'someone-else'" in res.stderr
+    res = vca("-c", c, "import", "i-0123456789abcdef0", check=False)
+    assert res.returncode == 2 and "no EC2 instance i-0123456789abcdef0" in res.stderr
+    res = vca("-c", c, "import", adopted, check=False)
+    assert res.returncode == 2 and "is node 1 of cluster" in res.stderr
+    assert _indexes(moto, c) == [0, 1]
+
+    vca("-c", c, "teardown", "--yes")
+    assert _live(moto, c) == []
+    for iid, name in ((decoy, "decoy"), (foreign, None)):  # never touched: running, tags as they were
+        inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        assert inst["State"]["Name"] == "running" and not any(k.startswith("vca:") and k != "vca:cluster"
+                                                               for k in _tags(inst)), inst
+        assert _tags(inst).get("Name") == name
+    standins.check()

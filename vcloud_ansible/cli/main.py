@@ -20,6 +20,7 @@ COMMANDS = {
     "inventory": "nodes", "run": "run", "inject": "inject", "mkpkg": "inject", "logs": "inject", "attach": "inject",
     "stop": "inject", "wait": "inject", "collect": "collect", "setup": "setup", "compile": "compile",
     "spec-schema": "spec:spec_schema", "remove": "shape", "resize": "shape", "power": "shape",
+    "import": "shape:import_",
 }
 
 

@@ -124,3 +124,24 @@ def power(app: App, action: str, nodes: tuple[str, ...]) -> None:
         app.say(f"nothing to power {action}: the nodes named are already {'running' if action == 'on' else 'stopped'}")
         return
     app.say(f"powered {action} node{'s' if len(changed) != 1 else ''} {index_ranges([n.index for n in changed])}")
+
+
+@click.command("import")
+@click.argument("ids", nargs=-1, required=True, metavar="INSTANCE_ID...")
+@click.option("--role", type=click.Choice(["head", "worker", "dev"]), default=None,
+              help="Node role of the imported nodes. Default: worker (head at index 0 of a cluster without one).")
+@pass_app
+def import_(app: App, ids: tuple[str, ...], role: str | None) -> None:
+    """Adopt running instances into the cluster with the next free indexes (ec2).
+
+    Only the instances named are read or tagged; one tagged for another cluster is refused. They are
+    tagged like nodes vca made (vca:cluster, vca:index, vca:role), their host keys learnt on first
+    contact; they get the cluster's setup roles and release, and every node the new node list.
+
+    \b
+      vca import i-0123456789abcdef0 i-0fedcba9876543210
+    """
+    from ..cluster import index_ranges
+
+    new = app.cluster().import_instances(ids, role=role, say=app.say, console=app.err)
+    app.say(f"imported node{'s' if len(new) != 1 else ''} {index_ranges([n.index for n in new])}")

@@ -64,3 +64,11 @@ class Powerable(Protocol):
 
     def power_on(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
         """Start the stopped nodes among ``indexes`` again; returns them (with their host keys)."""
+
+
+@runtime_checkable
+class Adopting(Protocol):
+    """A provider that can take machines that exist already into a cluster (`vca import`)."""
+
+    def adopt(self, state: ClusterState, ids: list[str], say: Say, role: str | None = None) -> list[Node]:
+        """Make the machines ``ids`` nodes with the next free indexes; refuse any of another cluster."""

@@ -201,6 +201,17 @@ def cluster_instances(ec2: Any, cluster: str, region: str, states: tuple[str, ..
     return out
 
 
+def instances_by_id(ec2: Any, ids: list[str], region: str) -> dict[str, Instance]:
+    """The live instances among ``ids`` (asked by id, one at a time: a missing id fails only itself)."""
+    out: dict[str, Instance] = {}
+    for iid in dict.fromkeys(ids):
+        found = _lookup(region, ec2.describe_instances, "Reservations", ("InvalidInstanceID",), InstanceIds=[iid])
+        for inst in (Instance.from_api(i) for r in found for i in r.get("Instances", [])):
+            if inst.state in LIVE_STATES:
+                out[inst.id] = inst
+    return out
+
+
 def leftovers(ec2: Any, cluster: str, region: str) -> list[str]:
     """What still exists with the cluster's tag: live instances, security groups, key pairs, launch
     templates, volumes. Asked per kind (five calls): DescribeTags also lists the tags of resources

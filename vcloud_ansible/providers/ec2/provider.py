@@ -224,6 +224,46 @@ class Ec2Provider:
         with _locked(state):
             return self._destroy_locked(state, s, indexes, say)
 
+    def adopt(self, state: ClusterState, ids: list[str], say: Say, role: str | None = None) -> list[Node]:
+        """Make the running instances ``ids`` nodes of the cluster with the next free indexes (tags
+        vca:cluster, vca:index, vca:role, vca:owner, vca:expires-at, Name) and learn their host keys.
+        Refuses, before tagging anything, an id that does not exist, is not running, or is tagged for
+        another cluster. Only the instances named are read or tagged."""
+        s = _settings(state)
+        ec2 = ec2_api.client(s.region)
+        with _locked(state):
+            found = ec2_api.instances_by_id(ec2, ids, s.region)
+            missing = [iid for iid in ids if iid not in found]
+            if missing:
+                raise UsageError(f"no EC2 instance {', '.join(missing)} in region {s.region}",
+                                 "check the ids (`aws ec2 describe-instances`) and the cluster's region")
+            for iid in ids:
+                inst = found[iid]
+                other = inst.tags.get(ec2_api.TAG_CLUSTER)
+                if other and other != state.name:
+                    raise UsageError(f"instance {iid} belongs to cluster '{other}' (tag vca:cluster), not "
+                                     f"'{state.name}'", "vca imports only instances of no cluster")
+                if other == state.name and inst.index is not None:
+                    raise UsageError(f"instance {iid} is node {inst.index} of cluster '{state.name}' already")
+                if inst.state not in ("pending", "running"):
+                    raise UsageError(f"instance {iid} is {inst.state}, not running", "start it first")
+            used = {i.index for i in ec2_api.cluster_instances(ec2, state.name, s.region) if i.index is not None}
+            free = (i for i in range(len(used) + len(ids) + 1) if i not in used)
+            expires = _expires_at(s)
+            for iid in ids:
+                index = next(free)
+                tags = {**dict(s.tags), ec2_api.TAG_CLUSTER: state.name, ec2_api.TAG_INDEX: str(index),
+                        ec2_api.TAG_ROLE: role or role_for(index), ec2_api.TAG_OWNER: s.owner,
+                        ec2_api.TAG_EXPIRES: expires, "Name": f"{state.name}-{index}"}
+                with ec2_api.aws_errors(s.region, "EC2 CreateTags"):
+                    ec2.create_tags(Resources=[iid], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+                say(f"instance {iid} is node {index}")
+            wanted = set(ids)
+            _, instances = learn_host_keys(
+                lambda: ec2_api.cluster_instances(ec2, state.name, s.region), lambda i: i.id in wanted,
+                s.ssh_via, s.ssh_timeout, HostKeys(state), say)
+        return [n for n in self._nodes(state, s, instances) if n.instance_id in wanted]
+
     def power_off(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
         """StopInstances on the running nodes among ``indexes`` (their EBS disks stay), waited for."""
         return self._power(state, indexes, say, on=False)
