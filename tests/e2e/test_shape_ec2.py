@@ -1,6 +1,7 @@
-"""The shape of an EC2 cluster (a moto server is EC2, lab nodes stand in for its instances): nodes
-named by role, stop and start with the same indexes and disks (host keys checked again), remove the
-highest-index worker, resize; a decoy instance is never touched."""
+"""The shape of an EC2 cluster (a moto server is EC2, lab nodes stand in for its instances): a head of
+its own instance type made first, nodes named by role, stop and start with the same indexes and disks
+(host keys checked again), remove the highest-index worker, a spot worker, import; a decoy instance
+is never touched."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _decoy_state(ec2: Any, decoy: str) -> str:
 
 @pytest.mark.lab
 @pytest.mark.aws
-def test_stop_start_remove_resize_on_ec2(moto: MotoServer, standins: StandIns, cluster_name: str) -> None:
+def test_role_types_stop_start_remove_and_spot_on_ec2(moto: MotoServer, standins: StandIns, cluster_name: str) -> None:
     c = cluster_name
     ec2 = moto.ec2(agent="vca-test-standin")
     decoy = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0][
