@@ -17,7 +17,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...errors import EnvironmentProblem, ProviderError, UsageError
@@ -323,6 +323,15 @@ def preflight(ec2: Any, s: Ec2Settings) -> Plan:
     return Plan(image_id=str(image["ImageId"]), image_name=str(image.get("Name", "")),
                 root_device=image.get("RootDeviceName"), vpc_id=vpc_id, subnet_id=subnet_id,
                 ssh_cidrs=cidrs)
+
+
+def role_plan(ec2: Any, s: Ec2Settings, plan: Plan) -> Plan:
+    """``plan`` for the nodes of one role (``s``: Ec2Settings.for_role): its own image and type checked,
+    the network and key checks of the cluster's plan kept (two calls)."""
+    image = find_image(ec2, s)
+    check_instance_type(ec2, s, image)
+    return replace(plan, image_id=str(image["ImageId"]), image_name=str(image.get("Name", "")),
+                   root_device=image.get("RootDeviceName"))
 
 
 def _network(ec2: Any, s: Ec2Settings) -> tuple[str | None, str | None]:

@@ -84,7 +84,7 @@ class Ec2Provider:
         if s.role is None and (s.head_instance_type, s.head_image) != (s.worker_instance_type, s.worker_image):
             # node 0 head and the others workers, of different types or images: two launches, head first
             head, worker = s.for_role("head"), s.for_role("worker")
-            self._parts = ((head, ec2_api.preflight(ec2, head)), (worker, ec2_api.preflight(ec2, worker)))
+            self._parts = ((head, ec2_api.role_plan(ec2, head, plan)), (worker, ec2_api.role_plan(ec2, worker, plan)))
         return ec2_settings.stored_part(resolved)
 
     # -- the Provider protocol -------------------------------------------------------------------
