@@ -234,7 +234,16 @@ class StandIns:
             Filters=[{"Name": "tag:vca:cluster", "Values": [self.cluster]}])
         instances = [i for p in pages for r in p["Reservations"] for i in r["Instances"]]
         live = {i["InstanceId"]: i for i in instances if i["State"]["Name"] in ("pending", "running")}
-        gone = [iid for iid in self.by_instance if iid not in live]
+        # A stopped instance's node is powered off with its disk kept, and on again when it starts.
+        stopped = {i["InstanceId"] for i in instances if i["State"]["Name"] in ("stopping", "stopped")}
+        lab = Lab()
+        off = [self.by_instance[iid] for iid in stopped if iid in self.by_instance]
+        if off:
+            lab.power_off(self.lab_cluster, self.owner, off)
+        on = [self.by_instance[iid] for iid in live if iid in self.by_instance]
+        if on and any(n.stopped for n in lab.nodes(self.lab_cluster) if n.index in on):
+            lab.power_on(self.lab_cluster, self.owner, on)
+        gone = [iid for iid in self.by_instance if iid not in live and iid not in stopped]
         if gone:
             Lab().destroy(self.lab_cluster, self.owner, [self.by_instance.pop(iid) for iid in gone])
         todo = [iid for iid in live if iid not in self.by_instance]

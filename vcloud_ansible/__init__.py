@@ -22,17 +22,19 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .cluster import Cluster, NodeStatus, TeardownResult, WaitResult
-    from .node import Node
+    from .node import Node, NodeRefs
     from .playbook.runner import RunResult
     from .release.transport import InjectResult
     from .remote.ssh import ExecResult
+    from .shape.remove import RemoveResult
 
 __version__ = "0.1.0"
 
 # name -> module that defines it, imported on first use
 _LAZY = {
     "Cluster": "cluster", "NodeStatus": "cluster", "TeardownResult": "cluster", "WaitResult": "cluster",
-    "Node": "node", "RunResult": "playbook.runner", "InjectResult": "release.transport",
+    "Node": "node", "NodeRefs": "node", "RemoveResult": "shape.remove", "RunResult": "playbook.runner",
+    "InjectResult": "release.transport",
     "ExecResult": "remote.ssh",
 }
 
@@ -45,9 +47,11 @@ __all__ = [
     "LabError",
     "Node",
     "NodeNotFound",
+    "NodeRefs",
     "NodeStatus",
     "ProviderError",
     "RemoteFailed",
+    "RemoveResult",
     "RunResult",
     "TeardownResult",
     "UsageError",

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
-from .node import IndexRanges, Node, check_role, for_new_nodes
+from .node import ROLES, IndexRanges, Node, NodeRefs, check_role, for_new_nodes, resolve
 from .providers import Provider, check_settings, get_provider
 from .providers.base import Configurable, Say, Verifiable
 from .release.inject import (
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from .put.run import PutOutcome, PutResult
     from .release.transport import InjectResult, NodeInject
     from .setup.stage import SetupRun
+    from .shape.remove import RemoveResult
 
 DEFAULT_PROVIDER = "local"
 GONE = ("down", "terminated")  # node states `vca heal` replaces
@@ -130,23 +131,37 @@ class Cluster:
         return self.provider.nodes(self.state)
 
     def select(self, indexes: Sequence[int] | None = None, nodes: list[Node] | None = None) -> list[Node]:
-        """The nodes with these indexes (all when none); ``nodes``: the cluster's, when already listed."""
+        """The nodes with these indexes (all when none); ``nodes``: the cluster's, when already listed.
+        A ``NodeRefs`` selection may also name nodes by name, role (``worker``/``workers``: every
+        worker) or address."""
         nodes = self.nodes() if nodes is None else nodes
         if not indexes:
             return nodes
         by_index = {n.index: n for n in nodes}
+        refs = indexes.refs if isinstance(indexes, NodeRefs) else ()
         if isinstance(indexes, IndexRanges):  # checked against the nodes, never expanded
             missing = indexes.missing(by_index)
             indexes = indexes.within(by_index)
         else:
             missing = [str(i) for i in indexes if i not in by_index]
+        named: list[Node] = []
+        for ref in refs:
+            found = resolve(ref, nodes)
+            if not found and not (ref in (*ROLES, "workers") and nodes):  # no dev node is no error
+                missing.append(f"'{ref}'")
+            named += found
         if missing:
             have = index_ranges(sorted(by_index)) or "none"
             raise NodeNotFound(
                 f"cluster '{self.name}' has no node {', '.join(missing)} (nodes: {have})",
+                "name nodes by index, range, name (<cluster>-N), role (head, dev, workers) or address; "
                 "see `vca status`",
             )
-        return [by_index[i] for i in dict.fromkeys(indexes)]
+        picked = [by_index[i] for i in indexes] + named
+        if refs and not picked:
+            raise NodeNotFound(f"cluster '{self.name}' has no node with role {', '.join(refs)}",
+                               "see the role column of `vca status`")
+        return list({n.index: n for n in picked}.values())
 
     def refresh_access(self, nodes: list[Node] | None = None) -> list[Node]:
         """Write inventory.yml, ssh_config and known_hosts for ``nodes`` (default: as listed now), for
@@ -286,9 +301,7 @@ class Cluster:
         self._setup_new_nodes(new, plan, say, console)
         if existed and new:  # nodes added after an inject get the release the cluster runs and start it
             self._grow(every, new, say)
-        if pushed is not None and pushed.failed:
-            raise RemoteFailed.naming("pushing the node list", pushed.failed, len(pushed.nodes),
-                                      "once they answer, `vca heal` or the next provision pushes it again")
+        self._raise_push_failures(pushed)
         return new
 
     def push_membership(self, say: Say = _quiet, nodes: list[Node] | None = None, *,
@@ -308,6 +321,16 @@ class Cluster:
         say(f"node list pushed to {n} node{'s' if n != 1 else ''} in {result.seconds:.1f} s"
             + (f" ({len(result.failed)} failed)" if result.failed else ""))
         return result
+
+    def _push_or_raise(self, say: Say, nodes: list[Node] | None = None) -> None:
+        """The membership push after a change of membership; RemoteFailed naming the nodes it missed."""
+        self._raise_push_failures(self.push_membership(say, nodes))
+
+    @staticmethod
+    def _raise_push_failures(pushed: PushResult | None) -> None:
+        if pushed is not None and pushed.failed:
+            raise RemoteFailed.naming("pushing the node list", pushed.failed, len(pushed.nodes),
+                                      "once they answer, `vca heal` or the next provision pushes it again")
 
     def _setup_new_nodes(self, new: list[Node], plan: _ProvisionPlan, say: Say, console: Console | None) -> None:
         """Store the setup roles this provision named, then run the setup stage on the new nodes."""
@@ -361,9 +384,7 @@ class Cluster:
             setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), record.setup, new,
                                         others, {}, say, console)
             self._grow(every, new, say)
-        if pushed.failed:
-            raise RemoteFailed.naming("pushing the node list", pushed.failed, len(pushed.nodes),
-                                      "once they answer, `vca heal` pushes it again")
+        self._raise_push_failures(pushed)
         return new
 
     def _forget_if_new_and_empty(self, prov: Provider, existed: bool) -> bool:
@@ -404,6 +425,126 @@ class Cluster:
             )
         self.state.forget()
         return gone
+
+    def remove(self, nodes: Sequence[int] | None = None, *, workers: int | None = None, force: bool = False,
+               say: Say = _quiet, confirm: Callable[[list[Node]], None] | None = None) -> RemoveResult:
+        """Remove the ``nodes`` named (indexes, or a NodeRefs selection), or the ``workers`` K
+        highest-index workers whose job is not running (every worker when K exceeds their count, said
+        in ``note``). Nodes running a job go only with ``force``; the head only when named. Nothing of
+        them is left (as a teardown); the nodes left get the new node list. ``confirm(victims)`` is
+        called before anything is removed (raise to refuse)."""
+        from .shape.remove import RemoveResult, pick_shrink, remove_nodes
+
+        if (workers is None) == (not nodes):
+            raise UsageError("name the nodes to remove, or give --workers K (not both)",
+                             "vca remove 3,5  |  vca remove --workers 2")
+        if workers is not None and workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {workers}")
+        self.state.load()
+        with self.state.lock("remove", say):
+            every = self._reach()
+            if workers is None:
+                victims, note = self.select(nodes, every), ""
+                named = {n.index for n in victims}
+                rows = [s for s in self.status() if s.node.index in named]
+                pick_shrink(self.name, rows, len(rows), force, workers_only=False)  # refuses running jobs
+            else:
+                victims, note = pick_shrink(self.name, self.status(), workers, force, workers_only=True)
+            if note:
+                say(note)
+            if confirm:
+                confirm(victims)
+            left = remove_nodes(self.state, self.provider, victims, self.refresh_access, say)
+            self._push_or_raise(say)
+            return RemoveResult(victims, [], left, note)
+
+    def resize(self, total: int, *, force: bool = False, say: Say = _quiet, console: Console | None = None,
+               confirm: Callable[[list[Node]], None] | None = None) -> RemoveResult:
+        """Grow (as ``provision(total=...)``) or shrink the cluster to ``total`` nodes. Shrinking takes
+        workers first (highest index, idle before running), then dev nodes, the head last; nodes running
+        a job only with ``force``. ``confirm(victims)`` is called before anything is removed."""
+        from .shape.remove import RemoveResult, pick_shrink, remove_nodes
+
+        if total < 0:
+            raise UsageError(f"--total must be at least 0, got {total}")
+        self.state.load()
+        with self.state.lock("resize", say):
+            every = self._reach()
+            if total > len(every):
+                added = self.provision(total=total, say=say, console=console)
+                return RemoveResult([], added, self.nodes())
+            if total == len(every):
+                return RemoveResult([], [], every, f"cluster '{self.name}' has {total} nodes: nothing to do")
+            victims, _ = pick_shrink(self.name, self.status(), len(every) - total, force, workers_only=False)
+            if confirm:
+                confirm(victims)
+            left = remove_nodes(self.state, self.provider, victims, self.refresh_access, say)
+            self._push_or_raise(say)
+            return RemoveResult(victims, [], left)
+
+    def power(self, on: bool, nodes: Sequence[int] | None = None, say: Say = _quiet) -> list[Node]:
+        """Power the nodes (all, or ``nodes``) off or on again, keeping their disks, indexes and roles
+        (ec2: StopInstances / StartInstances; the lab: the machine stops, its overlay stays). Nodes
+        started again are back when they accept SSH (host keys checked against the pinned ones) and
+        get the current node list. Returns the nodes whose power changed."""
+        from .providers.base import Powerable
+
+        prov = self.provider
+        if not isinstance(prov, Powerable):
+            raise UsageError(f"provider '{prov.name}' cannot power nodes off and on",
+                             "remove them with `vca remove` instead")
+        with self.state.lock(f"power {'on' if on else 'off'}", say):
+            every = prov.nodes(self.state)
+            targets = [n.index for n in self.select(nodes, every)
+                       if (n.state == "stopped") == on]
+            if not on:
+                return prov.power_off(self.state, targets, say) if targets else []
+            started = prov.power_on(self.state, targets, say) if targets else []
+            if not started:
+                return []
+            current = {n.index: n for n in prov.nodes(self.state)}
+            for n in started:
+                if n.index in current and n.host_key:
+                    current[n.index].host_key = n.host_key
+            every = self.refresh_access(sorted(current.values(), key=lambda n: n.index))
+            back = [current[n.index] for n in started if n.index in current]
+            say(f"waiting for SSH on {len(back)} node{'s' if len(back) != 1 else ''}")
+            sshexec.wait_ready(self.state, back)
+            self._push_or_raise(say, [n for n in every if n.state == "running"])
+            return back
+
+    def import_instances(self, ids: Sequence[str], *, role: str | None = None, say: Say = _quiet,
+                         console: Console | None = None) -> list[Node]:
+        """Adopt machines that exist (ec2: instance ids) as nodes with the next free indexes, only those
+        named; refuses any tagged for another cluster. Once they accept SSH they get the cluster's setup
+        roles and release, and every node the new node list. Returns the new nodes."""
+        from .providers.base import Adopting
+        from .setup import stage as setup_stage
+
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            raise UsageError("name the instances to import", "vca import i-0123456789abcdef0 ...")
+        check_role(role)
+        prov = self.provider
+        if not isinstance(prov, Adopting):
+            raise UsageError(f"provider '{prov.name}' cannot import machines", "use `vca provision`")
+        with self.state.lock("import", say):
+            before = prov.nodes(self.state)
+            role = for_new_nodes(self.name, role, len(ids), before)
+            new = prov.adopt(self.state, ids, say, role)
+            current = {n.index: n for n in prov.nodes(self.state)}
+            for n in new:
+                if n.index in current and n.host_key:
+                    current[n.index].host_key = n.host_key
+            every = self.refresh_access(sorted(current.values(), key=lambda n: n.index))
+            sshexec.wait_ready(self.state, new)
+            pushed = self.push_membership(say)  # names, hostfile and SSH between nodes, the new ones too
+            setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), self.record.setup,
+                                        new, before, {}, say, console)
+            if new and before:
+                self._grow(every, new, say)
+            self._raise_push_failures(pushed)
+            return new
 
     def destroy(self, purge: bool = False, say: Say = _quiet) -> bool:
         """Forget the cluster (its local state) once the provider shows that nothing of it is left.
@@ -537,18 +678,19 @@ class Cluster:
         return WaitResult(rows, time.monotonic() - started)
 
     @overload
-    def logs(self, node: int = 0, *, proc: int = 0, tail: int = 100, follow: Literal[False] = False) -> str: ...
+    def logs(self, node: int | str = 0, *, proc: int = 0, tail: int = 100, follow: Literal[False] = False) -> str: ...
     @overload
-    def logs(self, node: int = 0, *, proc: int = 0, tail: int = 100, follow: Literal[True]) -> Iterator[str]: ...
-    def logs(self, node: int = 0, *, proc: int = 0, tail: int = 100, follow: bool = False) -> str | Iterator[str]:
+    def logs(self, node: int | str = 0, *, proc: int = 0, tail: int = 100, follow: Literal[True]) -> Iterator[str]: ...
+    def logs(self, node: int | str = 0, *, proc: int = 0, tail: int = 100, follow: bool = False) -> str | Iterator[str]:
         """The last ``tail`` lines of the job log of ``node`` (process ``proc``). With ``follow``, an
         iterator of lines as the log grows; closing it (or leaving the loop) ends the stream."""
         argv = self.logs_argv(node, proc=proc, tail=tail, follow=follow)
         if not follow:
             res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
             if res.returncode != 0:
-                raise RemoteFailed(f"logs of {self.name}-{node} failed: "
-                                   f"{res.stderr.strip()[-300:] or f'exit {res.returncode}'}", [f"{self.name}-{node}"])
+                name = node if isinstance(node, str) and not node.isdigit() else f"{self.name}-{node}"
+                raise RemoteFailed(f"logs of {name} failed: "
+                                   f"{res.stderr.strip()[-300:] or f'exit {res.returncode}'}", [name])
             return res.stdout
         return _stream_lines(argv)
 
@@ -654,7 +796,7 @@ class Cluster:
         return put_nodes(self.state, nodes, local, remote, compress=self.record.provider != "local",
                          timeout=timeout, on_start=on_start, on_done=on_done)
 
-    def ssh_argv(self, node: int, command: str | None = None, *, into_job: bool = False) -> list[str]:
+    def ssh_argv(self, node: int | str, command: str | None = None, *, into_job: bool = False) -> list[str]:
         """The ssh command line for an interactive session on ``node`` (running ``command`` if given).
         ``into_job`` (no command): the login shell starts in the release folder of the node's job, with
         the job's VCA_* environment (``vca connect N``)."""
@@ -663,19 +805,28 @@ class Cluster:
         argv = sshexec.ssh_command(self.state, self._one(node), batch=False)
         return [*argv, "--", command] if command else argv
 
-    def logs_argv(self, node: int, *, proc: int = 0, tail: int = 100, follow: bool = False) -> list[str]:
+    def logs_argv(self, node: int | str, *, proc: int = 0, tail: int = 100, follow: bool = False) -> list[str]:
         """The ssh command line that prints (or follows) the job log of ``node``."""
         return [*sshexec.ssh_command(self.state, self._one(node), "-T"), "--", logs_command(proc, tail, follow)]
 
-    def attach_argv(self, node: int, *, proc: int = 0, tmux: bool = False) -> list[str]:
+    def attach_argv(self, node: int | str, *, proc: int = 0, tmux: bool = False) -> list[str]:
         """The ssh command line that follows the live log of ``node``'s job, or joins its tmux session."""
         if not tmux:
             return self.logs_argv(node, proc=proc, tail=50, follow=True)
         return [*sshexec.ssh_command(self.state, self._one(node), "-t", batch=False), "--",
                 tmux_attach_command(proc)]
 
-    def _one(self, index: int) -> Node:
-        return self.select([index], self._reach())[0]
+    def _one(self, ref: int | str) -> Node:
+        """The one node ``ref`` names: an index, a name, a role or an address."""
+        nodes = self._reach()
+        if isinstance(ref, int) or ref.isdigit():
+            return self.select([int(ref)], nodes)[0]
+        found = self.select(NodeRefs(refs=[ref]), nodes)
+        if len(found) > 1:
+            raise UsageError(f"'{ref}' names {len(found)} nodes of cluster '{self.name}' "
+                             f"({index_ranges([n.index for n in found])}); this takes one",
+                             "name one node by index or name (<cluster>-N)")
+        return found[0]
 
 
 def _stream_lines(argv: list[str]) -> Iterator[str]:

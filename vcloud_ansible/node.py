@@ -119,7 +119,40 @@ class IndexRanges(Sequence[int]):
         return list(dict.fromkeys(i for lo, hi in self.ranges for i in present if lo <= i <= hi))
 
 
-ROLES = ("head", "worker", "dev")
+WORKERS = ("worker", "workers")  # where a list is accepted: every worker
+
+
+class NodeRefs(IndexRanges):
+    """A node selection as the user gave it: index ranges (kept as ranges, never expanded) and
+    references (``refs``): a name ``<cluster>-<i>``, a role (``head``, ``dev``; ``worker``/``workers``:
+    every worker) or an address. ``Cluster.select`` resolves them against the cluster's nodes."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int]] = (), refs: Iterable[str] = ()) -> None:
+        super().__init__(ranges)
+        self.refs = tuple(refs)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges or self.refs)
+
+    def __str__(self) -> str:
+        return ",".join([super().__str__(), *self.refs] if self.ranges else self.refs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, NodeRefs):
+            return self.ranges == other.ranges and self.refs == other.refs
+        return not self.refs and super().__eq__(other)
+
+
+
+def resolve(ref: str, nodes: Sequence[Node]) -> list[Node]:
+    """The nodes one reference names: index, name, role (``worker``/``workers``: every worker) or
+    address (SSH or private); [] when it names none."""
+    if ref.isdigit():
+        return [n for n in nodes if n.index == int(ref)]
+    role = "worker" if ref in WORKERS else ref
+    if role in ROLES:
+        return [n for n in nodes if n.role == role]
+    return [n for n in nodes if ref in (n.name, n.address, n.private_ip, n.public_address, n.instance_id)]
 
 
 def check_role(role: str | None) -> None:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 @click.argument("remote", required=False, metavar="REMOTE")
 @click.argument("local", required=False, metavar="[LOCAL]")
 @click.option("--node", "-n", "nodes", multiple=True, metavar="N",
-              help="Only these nodes (index, list or range; repeatable). Default: every node.")
+              help="Only these nodes: index, list or range (1,3 or 2-5), name (<cluster>-2), role (head, dev, "
+                   "workers) or address; repeatable. Default: every node.")
 @click.option("--suffix", is_flag=True,
               help="Old flat form: LOCAL.0, LOCAL.1, ... (REMOTE without a glob: LOCAL.N is that file or "
                    "that folder's copy); manifest LOCAL.manifest.json.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from ..cluster import Cluster
 from ..errors import UsageError
-from ..node import IndexRanges
+from ..node import NodeRefs
 
 
 @dataclass
@@ -89,33 +90,49 @@ pass_app = click.make_pass_decorator(App)
 MAX_INDEX = 10**9  # far beyond any cluster; larger numbers are typing errors
 
 
-def parse_indexes(values: tuple[str, ...]) -> IndexRanges:
-    """--node 1 --node 3,4 --node 5-7 -> ranges (1-1, 3-3, 4-4, 5-7), in the order given.
+# A name, role, host name or instance id (starts with a letter), an IPv4 or an IPv6 address; '1.5', '3-x'
+# and '-1' are typos of indexes, not references.
+REF = re.compile(r"[A-Za-z][A-Za-z0-9._-]*|\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*")
+REF_HELP = ("a node index (3), range (2-5), name (<cluster>-3), role (head, dev, worker(s)) or address")
+
+
+def parse_indexes(values: tuple[str, ...]) -> NodeRefs:
+    """--node 1 --node 3,4 --node 5-7 --node head -> ranges (1-1, 3-3, 4-4, 5-7) and refs ('head'),
+    in the order given.
 
     Only the syntax is checked here; Cluster.select checks the ranges against the cluster's nodes
-    without expanding them. A reversed range (``1-0``) is refused, never read as "every node"."""
+    without expanding them and resolves names, roles and addresses. A reversed range (``1-0``) is
+    refused, never read as "every node"."""
     out: list[tuple[int, int]] = []
+    refs: list[str] = []
     for v in values:
         for part in v.split(","):
             part = part.strip()
             lo, sep, hi = part.partition("-")
             if not lo.isdigit() or (sep and not hi.isdigit()):
-                raise click.UsageError(f"node index must be a number >= 0 or a range like 2-5, got '{part}'")
+                if not REF.fullmatch(part):
+                    raise click.UsageError(f"node index must be {REF_HELP}, got '{part}'")
+                refs.append(part)
+                continue
             first, last = int(lo), int(hi) if sep else int(lo)
             if max(first, last) > MAX_INDEX:
                 raise click.UsageError(f"node index too large in '{part}' (at most {MAX_INDEX})")
             if last < first:
                 raise click.UsageError(f"node range '{part}' is reversed: write {last}-{first}")
             out.append((first, last))
-    return IndexRanges(out)
+    return NodeRefs(out, refs)
 
 
-def single_index(text: str, verb: str) -> int:
-    """The one node index of `connect N`, `logs N`, `attach N`."""
+def single_index(text: str, verb: str) -> int | str:
+    """The one node of `connect N`, `logs N`, `attach N`: an index, or a name, role or address that
+    Cluster resolves (it refuses one that names several nodes)."""
     part = text.strip()
-    if not part.isdigit() or int(part) > MAX_INDEX:
-        raise click.UsageError(f"{verb} takes one node index (a number >= 0), got '{text}'")
-    return int(part)
+    if part.isdigit() and int(part) <= MAX_INDEX:
+        return int(part)
+    if not REF.fullmatch(part):
+        raise click.UsageError(f"{verb} takes one node: an index (a number >= 0), a name (<cluster>-N), "
+                               f"a role (head, dev) or an address, got '{text}'")
+    return part
 
 
 if TYPE_CHECKING:

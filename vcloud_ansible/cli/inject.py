@@ -16,7 +16,8 @@ from .render import summarize
 @click.command()
 @click.argument("package", type=click.Path(path_type=Path))
 @click.option("--node", "-n", "nodes", multiple=True, metavar="N",
-              help="Only these nodes (index, list or range; repeatable). Default: every node.")
+              help="Only these nodes: index, list or range (1,3 or 2-5), name (<cluster>-2), role (head, dev, "
+                   "workers) or address; repeatable. Default: every node.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE",
               help="Environment variable for the job, kept as text byte for byte; repeatable.")
 @click.option("--restart", is_flag=True, help="Stop a running job first (SIGTERM, SIGKILL after --grace).")
@@ -162,7 +163,7 @@ def attach(app: App, node: str, use_tmux: bool, proc: int) -> None:
 
 @click.command()
 @click.option("--node", "-n", "nodes", multiple=True, metavar="N",
-              help="Only these nodes. Default: every node.")
+              help="Only these nodes (index, range, name, role or address). Default: every node.")
 @click.option("--grace", default=10, show_default=True, type=click.IntRange(0, 3600),
               help="Seconds between SIGTERM and SIGKILL.")
 @pass_app

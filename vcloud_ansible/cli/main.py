@@ -19,7 +19,8 @@ COMMANDS = {
     "status": "nodes", "connect": "nodes", "exec": "nodes:exec_", "ssh-config": "nodes:ssh_config",
     "inventory": "nodes", "run": "run", "inject": "inject", "mkpkg": "inject", "logs": "inject", "attach": "inject",
     "stop": "inject", "wait": "inject", "collect": "collect", "put": "put", "setup": "setup",
-    "compile": "compile", "spec-schema": "spec:spec_schema", "heal": "membership",
+    "compile": "compile", "spec-schema": "spec:spec_schema", "heal": "membership", "remove": "shape",
+    "resize": "shape", "power": "shape", "import": "shape:import_",
 }
 
 

@@ -93,13 +93,15 @@ class _IndexBeforeCommand(click.Command):
 def connect(app: App, node: str, command: tuple[str, ...]) -> None:
     """Open an interactive SSH session on node N (default 0), or run one command there.
 
-    The session starts in the release folder of the node's job, with the job's VCA_* environment
-    (VCA_RELEASE, VCA_HEAD_IP, -e variables, VCA_RUN_DIR of its process 0) loaded; a node where no
-    job ran gives a plain login shell. A command runs as ssh runs it (home folder, no job environment).
+    N is an index, a name (<cluster>-N), a role naming one node (head, dev) or an address. The session
+    starts in the release folder of the node's job, with the job's VCA_* environment (VCA_RELEASE,
+    VCA_HEAD_IP, -e variables, VCA_RUN_DIR of its process 0) loaded; a node where no job ran gives a
+    plain login shell. A command runs as ssh runs it (home folder, no job environment).
 
     \b
       vca connect 2
-      vca connect 2 -- nproc
+      vca connect head -- hostname
+      vca connect demo-2 -- nproc
       vca connect -- hostname          # node 0
     """
     index = single_index(node, "connect")
@@ -108,7 +110,8 @@ def connect(app: App, node: str, command: tuple[str, ...]) -> None:
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
 @click.option("--node", "-n", "nodes", multiple=True, metavar="N",
-              help="Node index, list or range (1,3 or 2-5); repeatable. Default: every node.")
+              help="Node index, list or range (1,3 or 2-5), name (<cluster>-2), role (head, dev, workers) or "
+                   "address; repeatable. Default: every node.")
 @click.option("--all", "all_nodes", is_flag=True, help="Every node (the default).")
 @click.option("--timeout", type=SECONDS, default=None, help="Seconds before a node's command is abandoned.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD...")

@@ -13,7 +13,8 @@ from .context import App, parse_indexes, pass_app
 
 @click.command()
 @click.option("--node", "-n", "nodes", multiple=True, metavar="N",
-              help="Only these nodes (index, list or range; repeatable). Default: every node.")
+              help="Only these nodes: index, list or range (1,3 or 2-5), name (<cluster>-2), role (head, dev, "
+                   "workers) or address; repeatable. Default: every node.")
 @click.option("--add", "add", default=None, metavar="ROLE",
               help="Name ROLE (a name on Ansible's roles path, or a path to a role folder), then apply it.")
 @click.option("--remove", "remove", default=None, metavar="ROLE",

@@ -100,6 +100,57 @@ class Lab:
             raise LabError(f"lab cluster '{cluster}' has no node {index}")
         return node.add_disk(victim, size_mb)
 
+    def power_off(self, cluster: str, owner: str, indexes: list[int] | None = None) -> list[LabNode]:
+        """Power the running nodes among those indexes (all when None) off, keeping their disks."""
+        require_root()
+        with self.registry.locked() as data:
+            self._check_owner(nodes_in(data, cluster), cluster, owner)
+            victims = [n for n in nodes_in(data, cluster)
+                       if not n.stopped and (indexes is None or n.index in indexes)]
+        if victims:
+            node.stop(victims)
+            with ThreadPoolExecutor(max_workers=min(8, len(victims))) as pool:
+                list(pool.map(node.power_off, victims))
+        with self.registry.locked() as data:
+            for n in victims:
+                n.stopped = True
+                put(data, n)
+        return victims
+
+    def power_on(self, cluster: str, owner: str, indexes: list[int] | None = None,
+                 say: Say = lambda _m: None) -> list[tuple[LabNode, str]]:
+        """Boot the powered-off nodes among those indexes (all when None) again on their disks, same
+        address and host key; returns (node, host key) pairs."""
+        self.check_host()
+        cfg = self.config
+        rootfs = ensure_image(cfg.image_dir, ImageRecipe.for_host(), say)
+        with self.registry.locked() as data:
+            self._check_owner(nodes_in(data, cluster), cluster, owner)
+            targets = [n for n in nodes_in(data, cluster) if n.stopped and (indexes is None or n.index in indexes)]
+            if targets:
+                netns.claim_bridge(cfg.bridge, cfg.root)
+                netns.ensure_bridge(cfg.bridge, cfg.gateway, cfg.subnet.prefixlen)
+                aptproxy.ensure(cfg.root, cfg.gateway, cfg.apt_proxy_port)
+        results: list[tuple[LabNode, str]] = []
+        errors: list[BaseException] = []
+
+        def boot(n: LabNode) -> None:
+            try:
+                results.append((n, node.power_on(n, rootfs, cfg.bridge, cfg.subnet.prefixlen, cfg.gateway)))
+            except Exception as exc:
+                errors.append(exc)
+
+        if targets:
+            with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
+                list(pool.map(boot, targets))
+        with self.registry.locked() as data:
+            for n, _ in results:
+                n.stopped = False
+                put(data, n)
+        if errors:
+            raise errors[0]
+        return sorted(results, key=lambda r: r[0].index)
+
     def _remove(self, victims: list[LabNode]) -> None:
         if victims:
             node.stop(victims)

@@ -67,28 +67,67 @@ def create(node: LabNode, image_rootfs: Path, bridge: str, prefixlen: int, gatew
            authorized_key: str, apt_proxy: str) -> str:
     """Build and boot the node; returns its SSH host public key. On failure nothing is left behind."""
     d = Path(node.dir)
-    root = d / "root"
     try:
         for sub in ("upper", "work", "root"):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        _run(["mount", "-t", "overlay", "overlay", "-o",
-              f"lowerdir={image_rootfs},upperdir={d / 'upper'},workdir={d / 'work'}", str(root)])
-        hostkey = personalise(root, node, authorized_key, gateway, apt_proxy)
-        netns.create(node.netns, node.veth, bridge, node.ip, prefixlen, gateway)
-        sup = subprocess.Popen(
-            [sys.executable, "-m", "vcloud_ansible.lab.supervisor", str(d), "--",
-             *nspawn_command(node, root)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True, cwd="/",
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-        )
-        (d / "supervisor.pid").write_text(str(sup.pid))
+        _mount_overlay(d, image_rootfs)
+        hostkey = personalise(d / "root", node, authorized_key, gateway, apt_proxy)
         (d / "node.json").write_text(json.dumps({"name": node.name, "ip": node.ip, "hostkey": hostkey}))
+        _boot(node, bridge, prefixlen, gateway)
         return hostkey
     except BaseException:
         stop([node], grace=0)
         cleanup(node)
         raise
+
+
+def _mount_overlay(d: Path, image_rootfs: Path) -> None:
+    _run(["mount", "-t", "overlay", "overlay", "-o",
+          f"lowerdir={image_rootfs},upperdir={d / 'upper'},workdir={d / 'work'}", str(d / "root")])
+
+
+def _boot(node: LabNode, bridge: str, prefixlen: int, gateway: str) -> None:
+    """Its namespace on the bridge, and systemd-nspawn under the detached supervisor."""
+    d = Path(node.dir)
+    netns.create(node.netns, node.veth, bridge, node.ip, prefixlen, gateway)
+    sup = subprocess.Popen(
+        [sys.executable, "-m", "vcloud_ansible.lab.supervisor", str(d), "--", *nspawn_command(node, d / "root")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True, cwd="/",
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    (d / "supervisor.pid").write_text(str(sup.pid))
+
+
+def power_off(node: LabNode) -> None:
+    """After ``stop``: release what a running node holds on the host (loop devices, the overlay mount,
+    its namespace and veth) but keep its folder: the overlay's upper dir is its disk."""
+    d = Path(node.dir)
+    _detach_loops(d)
+    root = d / "root"
+    if os.path.ismount(root) and subprocess.run(["umount", str(root)], capture_output=True, check=False).returncode:
+        subprocess.run(["umount", "-l", str(root)], capture_output=True, check=False)
+    netns.delete(node.netns, node.veth)
+    for pid_file in ("supervisor.pid", "nspawn.pid", "booted-at"):  # dead PIDs, never to be signalled again
+        (d / pid_file).unlink(missing_ok=True)
+
+
+def power_on(node: LabNode, image_rootfs: Path, bridge: str, prefixlen: int, gateway: str) -> str:
+    """Boot a powered-off node again on its overlay (same disk, address, host key). Returns its host
+    key. On failure it is powered off again, its disk kept."""
+    d = Path(node.dir)
+    if not (d / "upper").is_dir():
+        raise LabError(f"lab node {node.name} has no disk left ({d / 'upper'})",
+                       f"remove it with `vca remove {node.index}`")
+    try:
+        if not os.path.ismount(d / "root"):
+            _mount_overlay(d, image_rootfs)
+        _boot(node, bridge, prefixlen, gateway)
+    except BaseException:
+        stop([node], grace=0)
+        power_off(node)
+        raise
+    return str(json.loads((d / "node.json").read_text()).get("hostkey", ""))
 
 
 def supervisor_pid(node: LabNode) -> int | None:

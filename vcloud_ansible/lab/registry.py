@@ -28,6 +28,7 @@ class LabNode:
     owner: str  # the VCA_HOME that created it: another home may not touch it
     created: float
     role: str = ""  # head | worker | dev; "" in entries written before roles were kept: by index
+    stopped: bool = False  # powered off (`vca power off`): no process, mount or namespace; its disk kept
 
     @property
     def key(self) -> str:

@@ -62,3 +62,22 @@ class Healable(Protocol):
     def replace(self, state: ClusterState, gone: list[Node], say: Say) -> list[Node]:
         """New nodes under the indexes and roles of ``gone`` (nodes the provider lists as down or
         terminated), after removing what is left of them; all of them or none."""
+
+
+@runtime_checkable
+class Powerable(Protocol):
+    """A provider that can power nodes off and on again with their disks kept (`vca power`)."""
+
+    def power_off(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        """Stop the running nodes among ``indexes``; their disks, indexes and roles are kept."""
+
+    def power_on(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        """Start the stopped nodes among ``indexes`` again; returns them (with their host keys)."""
+
+
+@runtime_checkable
+class Adopting(Protocol):
+    """A provider that can take machines that exist already into a cluster (`vca import`)."""
+
+    def adopt(self, state: ClusterState, ids: list[str], say: Say, role: str | None = None) -> list[Node]:
+        """Make the machines ``ids`` nodes with the next free indexes; refuse any of another cluster."""

@@ -43,6 +43,9 @@ class LocalProvider:
             # A guest whose systemd-nspawn was killed still runs (and serves SSH): it is not down, only
             # unsupervised (a reboot will not bring it back). Probing its namespace costs a subprocess,
             # paid only for such nodes.
+            if n.stopped:
+                out.append(self._node(n, running=False, supervised=True))
+                continue
             supervised = self.lab.is_running(n)
             out.append(self._node(n, running=supervised or self.lab.guest_running(n), supervised=supervised))
         return out
@@ -53,6 +56,16 @@ class LocalProvider:
             say(f"removed {len(gone)} lab node{'s' if len(gone) != 1 else ''}")
         return [self._node(n, running=False) for n in gone]
 
+    def power_off(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        gone = self.lab.power_off(state.name, str(state.home), indexes)
+        if gone:
+            say(f"powered off {len(gone)} lab node{'s' if len(gone) != 1 else ''} (disks kept)")
+        return [self._node(n, running=False) for n in gone]
+
+    def power_on(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        made = self.lab.power_on(state.name, str(state.home), indexes, say)
+        return [self._node(n, running=True, host_key=key or None) for n, key in made]
+
     def inventory_source(self, state: ClusterState) -> Path | None:
         return None
 
@@ -60,7 +73,7 @@ class LocalProvider:
     def _node(n: LabNode, running: bool, host_key: str | None = None, supervised: bool | None = None) -> Node:
         return Node(
             index=n.index, name=n.name, address=n.ip, private_ip=n.ip, role=n.role or role_for(n.index),
-            state="running" if running else "down", host_key=host_key,
+            state="stopped" if n.stopped else "running" if running else "down", host_key=host_key,
             details={"created": n.created, "netns": n.netns,
                      "supervised": running if supervised is None else supervised},
         )

@@ -57,6 +57,14 @@ options:
     description: Role tag (vca:role) of the new nodes. Default node 0 head, others worker.
     type: str
     choices: [head, worker, dev]
+  spot:
+    description: Launch the new instances as spot instances (InstanceMarketOptions of this request only).
+    type: bool
+    default: false
+  spot_max_price:
+    description: Highest hourly spot price in USD; empty for the on-demand price. Only with O(spot).
+    type: str
+    default: ""
   indexes:
     description: With O(state=absent), the indexes to terminate; empty means every instance of the cluster.
     type: list
@@ -224,6 +232,11 @@ def ensure_present(module, client):
         }
         if p["client_token"]:
             request["ClientToken"] = p["client_token"]
+        if p["spot"]:  # per request: the cluster's launch template stays on-demand
+            market = {"MarketType": "spot"}
+            if p["spot_max_price"]:
+                market["SpotOptions"] = {"MaxPrice": p["spot_max_price"]}
+            request["InstanceMarketOptions"] = market
         try:
             launched = client.run_instances(aws_retry=True, **request)["Instances"]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
@@ -309,6 +322,8 @@ def main():
             client_token=dict(type="str", no_log=False),
             tags=dict(type="dict", default={}),
             role=dict(type="str", choices=["head", "worker", "dev"]),
+            spot=dict(type="bool", default=False),
+            spot_max_price=dict(type="str", default=""),
             indexes=dict(type="list", elements="int", default=[]),
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=600),

@@ -58,7 +58,8 @@ CASES: list[Case] = [
     Case("exec-node-missing", ("-c", "{cluster}", "exec", "--node", "2", "--", "true"),
          "has no node 2 (nodes: 0-1)", needs="lab", doc="An index the cluster does not have is named."),
     Case("exec-node-not-a-number", ("-c", "{cluster}", "exec", "--node", "x", "--", "true"),
-         "node index must be", needs="lab", doc="A node index that is not a number is refused."),
+         "has no node 'x'", needs="lab",
+         doc="A node reference that names no node (index, name, role, address) is refused."),
     Case("exec-node-too-large", ("exec", "--node", "99999999999999999999", "--", "true"), "too large",
          doc="An index beyond any cluster is refused as typed, before any cluster is read."),
     # -- verbs that take one node -------------------------------------------------------------------

@@ -11,7 +11,9 @@ from vcloud_ansible.errors import UsageError
 
 def test_parse_indexes() -> None:
     assert parse_indexes(("1", "3,4", "6-8")) == [1, 3, 4, 6, 7, 8]
-    for bad in ("-1", "x", "2-", "1.5"):
+    refs = parse_indexes(("1", "head,demo-3", "workers", "10.0.0.7"))
+    assert refs.ranges == ((1, 1),) and refs.refs == ("head", "demo-3", "workers", "10.0.0.7")
+    for bad in ("-1", "2-", "1.5", "3-x", "a b", "1.2.3"):
         with pytest.raises(click.UsageError, match="node index must be"):
             parse_indexes((bad,))
 

@@ -64,7 +64,7 @@ def test_a_gap_inside_a_range_is_named() -> None:
         _select(("1-3",), _nodes(0, 1, 3))
 
 
-@pytest.mark.parametrize("text", ["0-1", "0,1", "1-0", "", "x", "-1", "1-"])
+@pytest.mark.parametrize("text", ["0-1", "0,1", "1-0", "", "-1", "1-", "a b"])
 def test_commands_that_take_one_node_say_so(text: str) -> None:
     with pytest.raises(click.UsageError, match="takes one node"):
         single_index(text, "logs")
@@ -73,6 +73,31 @@ def test_commands_that_take_one_node_say_so(text: str) -> None:
 def test_single_index() -> None:
     assert single_index("3", "connect") == 3
     assert single_index(" 2 ", "connect") == 2
+    assert single_index("head", "connect") == "head"
+    assert single_index("c-2", "connect") == "c-2"
+    assert single_index("10.0.0.4", "connect") == "10.0.0.4"
+
+
+def test_nodes_named_by_name_role_and_address() -> None:
+    nodes = _nodes(0, 1, 2, 3)
+    nodes[0].role = "head"
+    nodes[3].role = "dev"
+    assert _select(("c-2",), nodes) == [2]
+    assert _select(("head",), nodes) == [0]
+    assert _select(("workers",), nodes) == [1, 2]
+    assert _select(("worker", "dev"), nodes) == [1, 2, 3]
+    assert _select(("10.0.0.3", "0"), nodes) == [0, 1]  # ranges first, then references; each node once
+    assert _select(("head,0,c-0",), nodes) == [0]
+    with pytest.raises(NodeNotFound, match=r"has no node 'c-9' \(nodes: 0-3\)"):
+        _select(("c-9",), nodes)
+    with pytest.raises(NodeNotFound, match="no node with role dev"):
+        _select(("dev",), nodes[:3])
+    cluster = Cluster.__new__(Cluster)
+    cluster.name = "c"
+    cluster._reach = lambda: nodes  # type: ignore[method-assign]
+    assert cluster._one("head").index == 0 and cluster._one("c-3").index == 3 and cluster._one(2).index == 2
+    with pytest.raises(UsageError, match="names 2 nodes"):
+        cluster._one("workers")
 
 
 def test_an_empty_cluster_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...errors import EnvironmentProblem, ProviderError, UsageError
@@ -202,6 +202,17 @@ def cluster_instances(ec2: Any, cluster: str, region: str, states: tuple[str, ..
     return out
 
 
+def instances_by_id(ec2: Any, ids: list[str], region: str) -> dict[str, Instance]:
+    """The live instances among ``ids`` (asked by id, one at a time: a missing id fails only itself)."""
+    out: dict[str, Instance] = {}
+    for iid in dict.fromkeys(ids):
+        found = _lookup(region, ec2.describe_instances, "Reservations", ("InvalidInstanceID",), InstanceIds=[iid])
+        for inst in (Instance.from_api(i) for r in found for i in r.get("Instances", [])):
+            if inst.state in LIVE_STATES:
+                out[inst.id] = inst
+    return out
+
+
 def leftovers(ec2: Any, cluster: str, region: str) -> list[str]:
     """What still exists with the cluster's tag: live instances, security groups, key pairs, launch
     templates, volumes. Asked per kind (five calls): DescribeTags also lists the tags of resources
@@ -331,6 +342,15 @@ def preflight(ec2: Any, s: Ec2Settings) -> Plan:
     return Plan(image_id=str(image["ImageId"]), image_name=str(image.get("Name", "")),
                 root_device=image.get("RootDeviceName"), vpc_id=vpc_id, subnet_id=subnet_id,
                 ssh_cidrs=cidrs, instance_store=instance_store_mappings(instance_type))
+
+
+def role_plan(ec2: Any, s: Ec2Settings, plan: Plan) -> Plan:
+    """``plan`` for the nodes of one role (``s``: Ec2Settings.for_role): its own image and type checked,
+    the network and key checks of the cluster's plan kept (two calls)."""
+    image = find_image(ec2, s)
+    check_instance_type(ec2, s, image)
+    return replace(plan, image_id=str(image["ImageId"]), image_name=str(image.get("Name", "")),
+                   root_device=image.get("RootDeviceName"))
 
 
 def _network(ec2: Any, s: Ec2Settings) -> tuple[str | None, str | None]:

@@ -43,6 +43,7 @@ from .ssh import HostKeys, learn_host_keys, ssh_target
 INVENTORY_NAME = "inventory.aws_ec2.yml"  # the aws_ec2 plugin only reads files ending in aws_ec2.yml
 REQUEST_FILE = "ec2-request.json"
 PLAYBOOK_TIMEOUT = 3600
+POWER_TIMEOUT = 600  # seconds for instances to stop or start
 EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # of the vca:expires-at tag (UTC)
 
 
@@ -53,6 +54,8 @@ class Ec2Provider:
     def __init__(self) -> None:
         # Set by prepare(): the settings and checked plan of the coming create().
         self._run: tuple[Ec2Settings, Plan] | None = None
+        # Set by prepare() when a run without a role adds a head and workers of their own types.
+        self._parts: tuple[tuple[Ec2Settings, Plan], tuple[Ec2Settings, Plan]] | None = None
 
     # -- checks ------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -68,14 +71,21 @@ class Ec2Provider:
             )
 
     def prepare(self, stored: dict[str, Any], overrides: dict[str, Any], creating: bool) -> dict[str, Any]:
-        """Resolve the settings and check them against EC2 (read-only) before anything is created.
+        """Resolve the settings and check them against EC2 (read-only) before anything is created: the
+        image and type of each node role this run may add (its own role, or head and worker).
 
         Returns the settings to store with the cluster.
         """
         resolved = ec2_settings.resolve(stored, overrides, creating=creating)
         s = Ec2Settings.from_dict(resolved)
-        plan = ec2_api.preflight(ec2_api.client(s.region), s)
+        ec2 = ec2_api.client(s.region)
+        plan = ec2_api.preflight(ec2, s.for_role(s.role))
         self._run = (s, plan)
+        self._parts = None
+        if s.role is None and (s.head_instance_type, s.head_image) != (s.worker_instance_type, s.worker_image):
+            # node 0 head and the others workers, of different types or images: two launches, head first
+            head, worker = s.for_role("head"), s.for_role("worker")
+            self._parts = ((head, ec2_api.role_plan(ec2, head, plan)), (worker, ec2_api.role_plan(ec2, worker, plan)))
         return ec2_settings.stored_part(resolved)
 
     # -- the Provider protocol -------------------------------------------------------------------
@@ -101,8 +111,19 @@ class Ec2Provider:
                     i.id not in known or i.id not in with_key)
 
             launched = False
+            parts = self._parts
+            self._parts = None
             try:
-                self._launch_after(state, s, before, count, say)
+                if parts is not None and not any(i.role == "head" for i in before):
+                    # the head first, then the workers, each with its own type and image
+                    (hs, hplan), (ws, wplan) = parts
+                    self._run = (hs, hplan)
+                    self._launch_after(state, hs, before, 1, say)
+                    if count > 1:
+                        self._run = (ws, wplan)
+                        self._launch_after(state, ws, self._before_launch(state, s), count - 1, say)
+                else:
+                    self._launch_after(state, s.for_role(s.role), before, count, say)
                 launched = True
                 new_ids, instances = learn_host_keys(
                     lambda: ec2_api.cluster_instances(ec2, state.name, s.region), is_new, s.ssh_via,
@@ -158,7 +179,7 @@ class Ec2Provider:
         """Run the provision playbook; returns the ids of the nodes that were there before."""
         s, _plan = self._pending_run(state)
         before = self._before_launch(state, s)
-        self._launch_after(state, s, before, count, say)
+        self._launch_after(state, s.for_role(s.role), before, count, say)
         return {i.id for i in before if i.index is not None}
 
     def _before_launch(self, state: ClusterState, s: Ec2Settings) -> list[Instance]:
@@ -203,6 +224,83 @@ class Ec2Provider:
         s = _settings(state)
         with _locked(state):
             return self._destroy_locked(state, s, indexes, say)
+
+    def adopt(self, state: ClusterState, ids: list[str], say: Say, role: str | None = None) -> list[Node]:
+        """Make the running instances ``ids`` nodes of the cluster with the next free indexes (tags
+        vca:cluster, vca:index, vca:role, vca:owner, vca:expires-at, Name) and learn their host keys.
+        Refuses, before tagging anything, an id that does not exist, is not running, or is tagged for
+        another cluster. Only the instances named are read or tagged."""
+        s = _settings(state)
+        ec2 = ec2_api.client(s.region)
+        with _locked(state):
+            found = ec2_api.instances_by_id(ec2, ids, s.region)
+            missing = [iid for iid in ids if iid not in found]
+            if missing:
+                raise UsageError(f"no EC2 instance {', '.join(missing)} in region {s.region}",
+                                 "check the ids (`aws ec2 describe-instances`) and the cluster's region")
+            for iid in ids:
+                inst = found[iid]
+                other = inst.tags.get(ec2_api.TAG_CLUSTER)
+                if other and other != state.name:
+                    raise UsageError(f"instance {iid} belongs to cluster '{other}' (tag vca:cluster), not "
+                                     f"'{state.name}'", "vca imports only instances of no cluster")
+                if other == state.name and inst.index is not None:
+                    raise UsageError(f"instance {iid} is node {inst.index} of cluster '{state.name}' already")
+                if inst.state not in ("pending", "running"):
+                    raise UsageError(f"instance {iid} is {inst.state}, not running", "start it first")
+            used = {i.index for i in ec2_api.cluster_instances(ec2, state.name, s.region) if i.index is not None}
+            free = (i for i in range(len(used) + len(ids) + 1) if i not in used)
+            expires = _expires_at(s)
+            for iid in ids:
+                index = next(free)
+                tags = {**dict(s.tags), ec2_api.TAG_CLUSTER: state.name, ec2_api.TAG_INDEX: str(index),
+                        ec2_api.TAG_ROLE: role or role_for(index), ec2_api.TAG_OWNER: s.owner,
+                        ec2_api.TAG_EXPIRES: expires, "Name": f"{state.name}-{index}"}
+                with ec2_api.aws_errors(s.region, "EC2 CreateTags"):
+                    ec2.create_tags(Resources=[iid], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+                say(f"instance {iid} is node {index}")
+            wanted = set(ids)
+            _, instances = learn_host_keys(
+                lambda: ec2_api.cluster_instances(ec2, state.name, s.region), lambda i: i.id in wanted,
+                s.ssh_via, s.ssh_timeout, HostKeys(state), say)
+        return [n for n in self._nodes(state, s, instances) if n.instance_id in wanted]
+
+    def power_off(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        """StopInstances on the running nodes among ``indexes`` (their EBS disks stay), waited for."""
+        return self._power(state, indexes, say, on=False)
+
+    def power_on(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
+        """StartInstances on the stopped nodes among ``indexes``, waited for until they run (with new
+        addresses); their host keys stay pinned to the instance ids, so SSH checks them again."""
+        return self._power(state, indexes, say, on=True)
+
+    def _power(self, state: ClusterState, indexes: list[int], say: Say, on: bool) -> list[Node]:
+        s = _settings(state)
+        ec2 = ec2_api.client(s.region)
+        want, settled = ("stopped", "running") if on else ("running", "stopped")
+        with _locked(state):
+            targets = [i for i in ec2_api.cluster_instances(ec2, state.name, s.region)
+                       if i.index in indexes and i.state in (want, "pending" if on else "stopping")]
+            if not targets:
+                return []
+            ids = [i.id for i in targets]
+            verb = "starting" if on else "stopping"
+            say(f"{verb} {len(ids)} EC2 instance{'s' if len(ids) != 1 else ''}")
+            call = ec2.start_instances if on else ec2.stop_instances
+            with ec2_api.aws_errors(s.region, f"EC2 {'StartInstances' if on else 'StopInstances'}"):
+                for at in range(0, len(ids), 1000):  # at most 1000 ids per call
+                    call(InstanceIds=ids[at:at + 1000])
+            deadline = time.monotonic() + POWER_TIMEOUT
+            while True:
+                now = {i.id: i for i in ec2_api.cluster_instances(ec2, state.name, s.region)}
+                late = [iid for iid in ids if iid in now and now[iid].state != settled]
+                if not late:
+                    break
+                if time.monotonic() > deadline:
+                    raise ProviderError(f"{len(late)} instance{'s' if len(late) != 1 else ''} not {settled} after "
+                                        f"{POWER_TIMEOUT} s: {', '.join(late[:5])}", "see `vca status`")
+                time.sleep(2)
+            return self._nodes(state, s, [now[iid] for iid in ids if iid in now])
 
     def inventory_source(self, state: ClusterState) -> Path | None:
         """The cluster's aws_ec2 inventory file, (re)written from the template when it changed."""
@@ -348,6 +446,7 @@ def _extravars(state: ClusterState, s: Ec2Settings, plan: Plan, count: int, toke
         "provider_ec2_instance_store": plan.instance_store,
         "provider_ec2_instance_profile": s.instance_profile or "",
         "provider_ec2_spot": s.spot,
+        "provider_ec2_spot_max_price": s.max_price or "",
         "provider_ec2_public_key": state.public_key(),
         "provider_ec2_key_name": s.key_name or "",
         "provider_ec2_security_group_id": s.security_group or "",

@@ -18,7 +18,7 @@ import ipaddress
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +79,21 @@ SETTINGS: tuple[Setting, ...] = (
          kind="choice", choices=SSH_VIA, default="public"),
     _ec2("lifetime", "Time after which a node counts as expired (tag vca:expires-at), e.g. 8h, 3d; "
          "at most 365d; 0 for never.", metavar="DURATION", default="24h"),
-    _ec2("spot", "Request spot instances.", kind="bool", default=False),
+    _ec2("spot", "Request spot instances for the nodes this run adds (e.g. `vca provision 4 --role worker "
+         "--spot`); lifecycle shown by `vca status`.", kind="bool", default=False, stored=False),
+    _ec2("max_price", "Highest hourly price (USD) for the spot instances of this run; needs --spot. "
+         "Default: the on-demand price.", metavar="USD", stored=False),
     _ec2("ssh_timeout", "Seconds to wait for new nodes to accept SSH.", kind="int", metavar="SECONDS",
          default=300),
     _ec2("owner", "Owner recorded in the vca:owner tag. Default: <user>@<host>.", metavar="OWNER"),
     _ec2("role", "Role of the nodes added by this run (vca:role). Default: node 0 head, "
          "others worker.", kind="choice", choices=ROLES, stored=False),
 )
+# Per node role, stored: the instance type and image of that role's nodes, over --instance-type/--image
+# (flags --head-instance-type, --worker-image, ...; spec keys head_instance_type, ...).
+SETTINGS += tuple(_ec2(f"{r}_{what}", f"{help} for {r} nodes (over --{what.replace('_', '-')}).", metavar=meta)
+                  for r in ROLES
+                  for what, help, meta in (("instance_type", "Instance type", "TYPE"), ("image", "AMI id", "AMI")))
 BY_KEY = {s.key: s for s in SETTINGS}
 DEFAULTS: dict[str, Any] = {s.key: s.initial() for s in SETTINGS if s.initial() is not None}
 
@@ -114,8 +122,23 @@ class Ec2Settings:
     ssh_via: str = "public"
     lifetime: str = "24h"
     spot: bool = False
+    max_price: str | None = None
     ssh_timeout: int = 300
     role: str | None = None
+    head_instance_type: str | None = None
+    head_image: str | None = None
+    worker_instance_type: str | None = None
+    worker_image: str | None = None
+    dev_instance_type: str | None = None
+    dev_image: str | None = None
+
+    def for_role(self, role: str | None) -> Ec2Settings:
+        """The settings of nodes of ``role`` (None: the cluster-wide ones): its own type and image."""
+        if role is None:
+            return self
+        image = getattr(self, f"{role}_image")
+        return replace(self, role=role, instance_type=getattr(self, f"{role}_instance_type") or self.instance_type,
+                       image=image or self.image, image_name=None if image else self.image_name)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Ec2Settings:
@@ -228,10 +251,17 @@ def _check(s: dict[str, Any]) -> None:
     """Shape checks that need no AWS call; ec2_api.preflight checks existence."""
     if not _REGION_RE.match(s["region"]):
         raise UsageError(f"invalid AWS region '{s['region']}'", "regions look like us-east-1 or eu-west-3")
-    if s.get("image") and not _AMI_RE.match(s["image"]):
-        raise UsageError(f"invalid AMI id '{s['image']}'", "AMI ids look like ami-0123456789abcdef0")
-    if not _TYPE_RE.match(s["instance_type"]):
-        raise UsageError(f"invalid instance type '{s['instance_type']}'", "types look like t3.micro")
+    for key in ("image", *(f"{r}_image" for r in ROLES)):
+        if s.get(key) and not _AMI_RE.match(s[key]):
+            raise UsageError(f"invalid AMI id '{s[key]}'", "AMI ids look like ami-0123456789abcdef0")
+    for key in ("instance_type", *(f"{r}_instance_type" for r in ROLES)):
+        if s.get(key) and not _TYPE_RE.match(s[key]):
+            raise UsageError(f"invalid instance type '{s[key]}'", "types look like t3.micro")
+    if s.get("max_price") is not None:
+        if not s.get("spot"):
+            raise UsageError("--max-price needs --spot", "add --spot, or leave out --max-price")
+        if not re.fullmatch(r"\d+(\.\d+)?", str(s["max_price"])) or float(s["max_price"]) <= 0:
+            raise UsageError(f"invalid --max-price '{s['max_price']}'", "an hourly price in USD, e.g. 0.05")
     for key, rx in (("security_group", _SG_RE), ("subnet", _SUBNET_RE), ("vpc", _VPC_RE)):
         if s.get(key) and not rx.match(s[key]):
             raise UsageError(f"invalid {key.replace('_', ' ')} id '{s[key]}'")

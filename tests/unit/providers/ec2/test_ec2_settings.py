@@ -121,3 +121,29 @@ def test_defaults_come_from_the_declarations() -> None:
                         "spot": False, "ssh_timeout": 300, "tags": {}, "ssh_cidrs": [], "open_ports": []}
     assert BY_KEY["lifetime"].help_text.endswith("0 for never. Default: 24h.")
     assert BY_KEY["role"].choices == ("head", "worker", "dev") and not BY_KEY["role"].stored
+
+
+def test_per_role_types_and_images_are_stored_and_spot_is_per_run() -> None:
+    s = resolve({}, {"region": "us-east-1", "head_instance_type": "c6i.large", "worker_image": "ami-0123456789abcdef0",
+                     "spot": True, "max_price": "0.05"}, creating=True)
+    kept = stored_part(s)
+    assert kept["head_instance_type"] == "c6i.large" and kept["worker_image"] == "ami-0123456789abcdef0"
+    assert "spot" not in kept and "max_price" not in kept
+    e = Ec2Settings.from_dict({**s, "image_name": "debian-*"})
+    head, worker = e.for_role("head"), e.for_role("worker")
+    assert (head.instance_type, head.image, head.image_name, head.role) == ("c6i.large", None, "debian-*", "head")
+    assert (worker.instance_type, worker.image, worker.image_name) == ("t3.micro", "ami-0123456789abcdef0", None)
+    assert e.for_role(None) is e
+    assert BY_KEY["head_instance_type"].flag == "--head-instance-type"
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"max_price": "0.05"}, "--max-price needs --spot"),
+    ({"spot": True, "max_price": "-1"}, "invalid --max-price"),
+    ({"spot": True, "max_price": "0"}, "invalid --max-price"),
+    ({"dev_instance_type": "huge"}, "invalid instance type 'huge'"),
+    ({"head_image": "ubuntu"}, "invalid AMI id 'ubuntu'"),
+])
+def test_bad_shape_settings_are_refused(override: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        resolve({}, {"region": "us-east-1", **override}, creating=True)
