@@ -67,6 +67,8 @@ bench: host-deps venv
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/collect.py
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/membership.py
+	$(BIN)/python bench/compile.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info

@@ -3,6 +3,7 @@ folder so they never touch a user's lab, and every node they make is removed eve
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -111,3 +112,21 @@ def _wipe_lab(d: Path) -> None:
     if (d / "registry.json").exists():
         subprocess.run([sys.executable, "-c", code], env=env, check=False)
 
+
+
+@contextlib.contextmanager
+def module_lab_cluster(lab_dir: Path, home: Path, prefix: str, nodes: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """(cluster, env): a lab cluster of ``nodes`` nodes with its own VCA_HOME, for the tests of one
+    module (set-up paid once); pass ``env`` to every vca call. Removed afterwards, also on failure."""
+    from helpers import vca
+
+    env = {"VCA_HOME": str(home), "VCA_LAB_DIR": str(lab_dir), **TEST_LAB_ENV}
+    name = prefix + uuid.uuid4().hex[:6]
+    try:
+        vca("-c", name, "provision", str(nodes), env=env)
+        yield name, env
+    finally:
+        with pytest.MonkeyPatch.context() as mp:  # the lab cleanup reads the environment
+            for k, v in env.items():
+                mp.setenv(k, v)
+            _destroy_lab_cluster(name, str(home))

@@ -96,7 +96,7 @@ def test_selections_names_and_scripts_cannot_hit_every_node(cluster_name: str, l
     assert time.monotonic() - started < 10
     for single in (["connect", "0-1"], ["logs", "0,1"], ["attach", "1-0"]):
         res = vca("-c", c, *single, check=False)
-        assert res.returncode == 2 and f"{single[0]} takes one node index" in one_error_line(res)
+        assert res.returncode == 2 and f"{single[0]} takes one node" in one_error_line(res)
     assert _jobs(c) == ["running", "running"]  # nothing was stopped
 
     # A script whose cluster variable is unset, or that forgets --yes: nothing is torn down.

@@ -277,19 +277,10 @@ def test_from_s3(moto: MotoServer, tmp_path: Path) -> None:  # noqa: F811
 def shared(lab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """(cluster, env): a 2-node lab cluster with its own VCA_HOME, for the tests of this module that
     share it; pass ``env`` to every vca call (each test's own VCA_HOME is another)."""
-    from conftest import TEST_LAB_ENV, _destroy_lab_cluster
+    from conftest import module_lab_cluster
 
-    home = tmp_path_factory.mktemp("shared-home")
-    env = {"VCA_HOME": str(home), "VCA_LAB_DIR": str(lab_dir), **TEST_LAB_ENV}
-    name = "s" + os.urandom(3).hex()
-    try:
-        vca("-c", name, "provision", "2", env=env)
-        yield name, env
-    finally:
-        with pytest.MonkeyPatch.context() as mp:  # the lab cleanup reads the environment
-            for k, v in env.items():
-                mp.setenv(k, v)
-            _destroy_lab_cluster(name, str(home))
+    with module_lab_cluster(lab_dir, tmp_path_factory.mktemp("shared-home"), "s", 2) as shared:
+        yield shared
 
 
 def sv(shared: tuple[str, dict[str, str]], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -21,19 +21,10 @@ Shared = tuple[str, dict[str, str]]
 
 @pytest.fixture(scope="module")
 def shared(lab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
-    from conftest import TEST_LAB_ENV, _destroy_lab_cluster
+    from conftest import module_lab_cluster
 
-    home = tmp_path_factory.mktemp("first-hour-home")
-    env = {"VCA_HOME": str(home), "VCA_LAB_DIR": str(lab_dir), **TEST_LAB_ENV}
-    name = "h" + os.urandom(3).hex()
-    try:
-        vca("-c", name, "provision", "2", env=env)
-        yield name, env
-    finally:
-        with pytest.MonkeyPatch.context() as mp:  # the lab cleanup reads the environment
-            for k, v in env.items():
-                mp.setenv(k, v)
-            _destroy_lab_cluster(name, str(home))
+    with module_lab_cluster(lab_dir, tmp_path_factory.mktemp("first-hour-home"), "h", 2) as shared:
+        yield shared
 
 
 def sv(shared: Shared, *args: str, check: bool = True, input: str | None = None,

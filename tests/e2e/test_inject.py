@@ -194,7 +194,7 @@ def test_bad_packages_rejected_before_anything_is_sent(cluster_name: str, tmp_pa
     # package may add to it.
     listing = "find ~/vca 2>/dev/null | sort"
     before = on_node(c, 0, listing)
-    assert "/vca/releases" not in before and "/vca/incoming" not in before
+    assert "/vca/releases/" not in before and "/vca/incoming/" not in before  # no release, no package
     noexec = make_pkg(tmp_path / "noexec", "true")
     (noexec / "vcloud-launch").chmod(0o644)
     nolaunch = tmp_path / "nolaunch"

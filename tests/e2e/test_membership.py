@@ -5,7 +5,6 @@ whose jobs run: every node learns it, no job restarts, vca-on-change runs with t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -86,19 +85,10 @@ def _pkg(root: Path, files: dict[str, str]) -> Path:
 @pytest.fixture(scope="module")
 def shared(lab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """(cluster, env): a 3-node lab cluster with openmpi installed, its own VCA_HOME."""
-    from conftest import TEST_LAB_ENV, _destroy_lab_cluster
+    from conftest import module_lab_cluster
 
-    home = tmp_path_factory.mktemp("member-home")
-    env = {"VCA_HOME": str(home), "VCA_LAB_DIR": str(lab_dir), **TEST_LAB_ENV}
-    name = "m" + os.urandom(3).hex()
-    try:
-        vca("-c", name, "provision", str(NODES), env=env)
-        yield name, env
-    finally:
-        with pytest.MonkeyPatch.context() as mp:  # the lab cleanup reads the environment
-            for k, v in env.items():
-                mp.setenv(k, v)
-            _destroy_lab_cluster(name, str(home))
+    with module_lab_cluster(lab_dir, tmp_path_factory.mktemp("member-home"), "m", NODES) as shared:
+        yield shared
 
 
 def sv(shared: tuple[str, dict[str, str]], *args: str, check: bool = True,

@@ -5,7 +5,6 @@ the module; the steps run in order on it."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -22,20 +21,11 @@ Shared = tuple[str, dict[str, str]]
 
 @pytest.fixture(scope="module")
 def shared(lab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
-    from conftest import TEST_LAB_ENV, _destroy_lab_cluster
+    from conftest import module_lab_cluster
 
-    home = tmp_path_factory.mktemp("shape-home")
-    env = {"VCA_HOME": str(home), "VCA_LAB_DIR": str(lab_dir), **TEST_LAB_ENV}
-    name = "sh" + os.urandom(3).hex()
-    try:
-        vca("-c", name, "provision", "5", env=env)
-        yield name, env
-    finally:
-        with pytest.MonkeyPatch.context() as mp:  # the lab cleanup reads the environment
-            for k, v in env.items():
-                mp.setenv(k, v)
-            _destroy_lab_cluster(name, str(home))
-        assert host_leftovers(name) == []
+    with module_lab_cluster(lab_dir, tmp_path_factory.mktemp("shape-home"), "sh", 5) as shared:
+        yield shared
+    assert host_leftovers(shared[0]) == []
 
 
 def sv(shared: Shared, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
