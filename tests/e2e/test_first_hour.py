@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,14 +102,30 @@ def test_rerun_says_so_keeps_runs_apart_and_restart_names_stopped(shared: Shared
 
 
 def test_stop_always_records_end_and_exit(shared: Shared, tmp_path: Path) -> None:
-    trap = make_pkg(tmp_path / "trap", "trap 'exit 3' TERM; sleep 300 & wait")
-    stubborn = make_pkg(tmp_path / "stubborn", "trap '' TERM; sleep 300 & while :; do wait; done")
+    # each process says when its trap is set: a stop before that ends the shell with 143, as it should
+    armed = 'touch "$VCA_RUN_DIR/armed"; '
+    trap = make_pkg(tmp_path / "trap", "trap 'exit 3' TERM; " + armed + "sleep 300 & wait")
+    stubborn = make_pkg(tmp_path / "stubborn", "trap '' TERM; " + armed + "sleep 300 & while :; do wait; done")
     for pkg, codes in ((trap, {"exited(3)"}), (stubborn, {"exited(137)", "exited(143)"})):
         for _ in range(2):
             sv(shared, "inject", str(pkg), "--procs", "2", "--restart", "--grace", "1")
+            wait_armed(shared)
             sv(shared, "stop", "--grace", "1")
             for r in rows(shared):
                 assert r["job"] in codes and r["since"], r
+
+
+def wait_armed(shared: Shared) -> None:
+    """Until both processes of the current run on both nodes have set their trap (bounded)."""
+    check = 'cd ~/vca/current/runs/"$(ls ~/vca/current/runs | sort -n | tail -1)" && ls proc-*/armed | wc -l'
+    deadline = time.monotonic() + 30
+    for _ in range(120):
+        out = sv(shared, "exec", "--", check, check=False).stdout
+        if out.count(": 2") == 2:
+            return
+        assert time.monotonic() < deadline, out
+        time.sleep(0.25)
+    raise AssertionError("the jobs never set their traps")
 
 
 def test_wait_for_some_nodes_and_say_what_runs(shared: Shared, tmp_path: Path) -> None:
