@@ -1,7 +1,7 @@
 """The shape of an EC2 cluster (a moto server is EC2, lab nodes stand in for its instances): a head of
 its own instance type made first, nodes named by role, stop and start with the same indexes and disks
-(host keys checked again), remove the highest-index worker, a spot worker, import; a decoy instance
-is never touched."""
+(host keys checked again), remove the highest-index worker, a spot worker, heal of a terminated head
+and spot worker, import; a decoy instance is never touched."""
 
 from __future__ import annotations
 
@@ -124,19 +124,20 @@ def _heal_terminated_head_and_spot_worker(moto: MotoServer, standins: StandIns, 
 
     # The release the cluster runs, started on the new machines, which know the cluster of 3.
     vca("-c", c, "wait", "--timeout", "120")
-    out = vca("-c", c, "exec", "--node", "0,2", "--", "readlink ~/vca/current; sed -n 1,2p ~/vca/current/result.txt")
+    out = vca("-c", c, "exec", "--node", "0,2", "--",
+              "readlink ~/vca/current; sed -n 1,2p ~/vca/current/result.txt; cat /etc/machine-id").stdout
     for i in (0, 2):
-        assert f"{c}-{i}: {release}\n{c}-{i}: index={i}\n{c}-{i}: nodes=3" in out.stdout, out.stdout
+        assert f"{c}-{i}: {release}\n{c}-{i}: index={i}\n{c}-{i}: nodes=3\n" in out, out
+    machine = out.splitlines()[-1].split(": ")[1]  # node 2's, in node order
     # Node 1 holds node 2's new host key (pushed by vca) and reaches it with the cluster's member key,
     # strict host-key checking on; the old key is gone from its known_hosts.
     rows = {r["index"]: r for r in json.loads(vca("-c", c, "status", "--json").stdout)}
     assert all(r["state"] == "up" for r in rows.values())
-    new_key = vca("-c", c, "exec", "--node", "1", "--", f"grep '^{c}-2,' {known}").stdout
-    assert new_key != old_key and new_key.startswith(f"{c}-1: {c}-2,")
-    machine = vca("-c", c, "exec", "--node", "2", "--", "cat /etc/machine-id").stdout.split(": ")[1]
-    hop = vca("-c", c, "exec", "--node", "1", "--",
-              f"ssh -o HostKeyAlias={c}-2 -o HostName={rows[2]['address']} {c}-2 cat /etc/machine-id")
-    assert hop.stdout.split(": ")[1] == machine
+    hop = vca("-c", c, "exec", "--node", "1", "--", f"grep '^{c}-2,' {known}; "
+              f"ssh -o HostKeyAlias={c}-2 -o HostName={rows[2]['address']} {c}-2 cat /etc/machine-id").stdout
+    new_key, reached = hop.splitlines()
+    assert new_key != old_key.strip() and new_key.startswith(f"{c}-1: {c}-2,")
+    assert reached == f"{c}-1: {machine}"
     res = vca("-c", c, "heal")
     assert "nothing to heal" in res.stderr and moto.calls()["RunInstances"] == 2
 

@@ -38,7 +38,7 @@ from ..base import Say
 from . import api as ec2_api
 from . import settings as ec2_settings
 from .api import Instance, Plan
-from .members import Member, Members, gone_members, gone_state, heal_groups, healed
+from .members import HealGroup, Member, Members, gone_members, gone_state, heal_groups, healed
 from .settings import SETTINGS, Ec2Settings, parse_ports
 from .ssh import HostKeys, learn_host_keys, ssh_target
 
@@ -301,11 +301,14 @@ class Ec2Provider:
                 before = [i for i in before if i.index not in leftover]
             known = {i.id for i in before}
             reserved = [m.index for m in gone_members(record, before) if m.index not in wanted]
+            # Every launch checked (read-only: image, type, network) before anything is made.
+            launches: list[tuple[HealGroup, Ec2Settings, Plan]] = []
+            for group in heal_groups(gone, record):
+                gs = with_changes(s.for_role(group.role), spot=group.spot, max_price=group.max_price)
+                plan = ec2_api.preflight(ec2, gs) if not launches else ec2_api.role_plan(ec2, gs, launches[0][2])
+                launches.append((group, gs, plan))
             try:
-                plan: Plan | None = None
-                for group in heal_groups(gone, record):
-                    gs = with_changes(s.for_role(group.role), spot=group.spot, max_price=group.max_price)
-                    plan = ec2_api.preflight(ec2, gs) if plan is None else ec2_api.role_plan(ec2, gs, plan)
+                for group, gs, plan in launches:
                     names = ", ".join(f"{state.name}-{i}" for i in group.indexes)
                     say(f"launching {names} ({group.role}, {gs.instance_type}, {plan.image_id}"
                         f"{', spot' if group.spot else ''}) in {s.region}")

@@ -247,3 +247,20 @@ def test_the_module_launches_under_given_indexes_and_skips_reserved_ones() -> No
     assert client.tagged == {"i-new0": "4", "i-new1": "5"}  # never a gone node's index
     with pytest.raises(AssertionError, match="index 2 belongs to a live node"):
         module.ensure_present(_Module(count=1, indexes=[2]), _Client([0, 2]))
+
+
+def test_a_replacement_refused_by_the_checks_makes_nothing(world: tuple[ClusterState, FakeEc2World],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcloud_ansible.errors import UsageError
+
+    state, w = world
+    w.instances[1].state = "terminated"
+
+    def gone_image(client: Any, s: Any) -> Plan:
+        raise UsageError("AMI ami-0123456789abcdef0 not found in region eu-west-1")
+
+    monkeypatch.setattr(ec2.ec2_api, "preflight", gone_image)
+    prov = ec2.Ec2Provider()
+    with pytest.raises(UsageError, match="not found"):
+        prov.replace(state, [n for n in prov.nodes(state) if n.state == "terminated"], lambda _m: None)
+    assert w.runs == []  # no launch, nothing to terminate
