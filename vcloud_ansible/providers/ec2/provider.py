@@ -299,6 +299,15 @@ class Ec2Provider:
             if leftover:  # a gone node whose instance still exists (not terminated yet)
                 self._destroy_locked(state, s, leftover, say)
                 before = [i for i in before if i.index not in leftover]
+            # A replacement keeps the expiry of the node it replaces: an expired one would be made only to
+            # count as expired at once (and an expiry guard would end it again).
+            now = time.time()
+            expired = [i for i in wanted if i in record and (parse_expiry(record[i].expires) or now + 1) <= now]
+            if expired:
+                names = ", ".join(f"{state.name}-{i}" for i in expired)
+                raise UsageError(f"{names} expired (vca:expires-at {record[expired[0]].expires}): not healed",
+                                 f"`vca remove {','.join(map(str, expired))}` drops "
+                                 f"{'them' if len(expired) != 1 else 'it'}; `vca provision` adds new nodes")
             known = {i.id for i in before}
             reserved = [m.index for m in gone_members(record, before) if m.index not in wanted]
             # Every launch checked (read-only: image, type, network) before anything is made.

@@ -264,3 +264,16 @@ def test_a_replacement_refused_by_the_checks_makes_nothing(world: tuple[ClusterS
     with pytest.raises(UsageError, match="not found"):
         prov.replace(state, [n for n in prov.nodes(state) if n.state == "terminated"], lambda _m: None)
     assert w.runs == []  # no launch, nothing to terminate
+
+
+def test_an_expired_node_is_not_healed(world: tuple[ClusterState, FakeEc2World]) -> None:
+    from vcloud_ansible.errors import UsageError
+
+    state, w = world
+    w.instances[1].tags["vca:expires-at"] = "2020-01-01T00:00:00Z"
+    mem.Members(state).remember(w.live())
+    w.instances[1].state = "terminated"
+    prov = ec2.Ec2Provider()
+    with pytest.raises(UsageError, match=r"demo-1 expired \(vca:expires-at 2020-01-01T00:00:00Z\): not healed"):
+        prov.replace(state, [n for n in prov.nodes(state) if n.state == "terminated"], lambda _m: None)
+    assert w.runs == []
