@@ -16,6 +16,7 @@ effects: the access files (inventory, ssh_config, known_hosts) are written where
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from .shape.remove import RemoveResult
 
 DEFAULT_PROVIDER = "local"
-GONE = ("down", "terminated")  # node states `vca heal` replaces
+GONE = ("down", "terminated", "interrupted")  # node states `vca heal` replaces
 
 
 def _quiet(_msg: str) -> None:
@@ -356,10 +357,12 @@ class Cluster:
                 f"`vca inject PKG --node {names.replace(' ', '')}`")
 
     def heal(self, say: Say = _quiet, console: Console | None = None) -> list[Node]:
-        """Replace the nodes that are gone (a lab node whose machine died; listed as down or
-        terminated) under the same indexes and roles: they get the setup stage and the release the
-        cluster runs, and every node the new membership. Returns the new nodes ([] with nothing to
-        heal). Holds the cluster's lock."""
+        """Replace the nodes that are gone (a lab node whose machine died, an EC2 instance terminated;
+        listed as down or terminated) under the same indexes and roles: they get the setup stage and
+        the release the cluster runs, and every node the new membership. Returns the new nodes ([] with
+        nothing to heal; stopped nodes are not gone: `vca power on` starts them). A replacement that
+        fails (no SSH) is removed again where the provider can (ec2), and the nodes stay gone. Holds
+        the cluster's lock."""
         from .providers.base import Healable
         from .setup import stage as setup_stage
 
@@ -368,18 +371,35 @@ class Cluster:
             nodes = self.nodes()
             gone = [n for n in nodes if n.state in GONE]
             if not gone:
+                stopped = [n.index for n in nodes if n.state == "stopped"]
+                if stopped:
+                    say(f"node{'s' if len(stopped) != 1 else ''} {index_ranges(stopped)} "
+                        f"{'are' if len(stopped) != 1 else 'is'} stopped, not gone: `vca power on` starts "
+                        f"{'them' if len(stopped) != 1 else 'it'}")
                 return []
             if not isinstance(prov, Healable):
                 raise UsageError(f"provider '{prov.name}' cannot replace nodes (vca heal)",
                                  "remove them with `vca teardown`, then provision again")
             say(f"healing node{'s' if len(gone) != 1 else ''} {index_ranges([n.index for n in gone])}")
-            new = prov.replace(self.state, gone, say)
-            keys = {n.index: n.host_key for n in new}
-            every = [replace(n, host_key=keys.get(n.index, n.host_key)) for n in prov.nodes(self.state)]
-            self.refresh_access(every)
-            sshexec.wait_ready(self.state, new)
+            every: list[Node] = []
+
+            def ready(new: list[Node]) -> None:  # the new nodes' host keys, then SSH with the cluster's key
+                keys = {n.index: n.host_key for n in new}
+                every[:] = [replace(n, host_key=keys.get(n.index, n.host_key)) for n in prov.nodes(self.state)]
+                self.refresh_access(every)
+                say(f"waiting for SSH on {len(new)} node{'s' if len(new) != 1 else ''}")
+                sshexec.wait_ready(self.state, new)
+
+            try:
+                new = prov.replace(self.state, gone, say, ready)
+            except BaseException:
+                with contextlib.suppress(VcaError):
+                    self.refresh_access()  # the access files as the nodes are now
+                raise
+            if not every:  # a provider that did not call ready()
+                ready(new)
             pushed = self.push_membership(say)
-            others = [n for n in every if n.index not in keys]
+            others = [n for n in every if n.index not in {m.index for m in new}]
             record = self.record
             setup_stage.after_provision(self.state, lambda: self.inventory_path(refresh=False), record.setup, new,
                                         others, {}, say, console)

@@ -1,7 +1,7 @@
 """The shape of an EC2 cluster (a moto server is EC2, lab nodes stand in for its instances): a head of
 its own instance type made first, nodes named by role, stop and start with the same indexes and disks
-(host keys checked again), remove the highest-index worker, a spot worker, import; a decoy instance
-is never touched."""
+(host keys checked again), remove the highest-index worker, a spot worker, heal of a terminated head
+and spot worker, import; a decoy instance is never touched."""
 
 from __future__ import annotations
 
@@ -79,9 +79,67 @@ def test_role_types_stop_start_remove_and_spot_on_ec2(moto: MotoServer, standins
     rows = json.loads(vca("-c", c, "status", "--json").stdout)
     assert [r["lifecycle"] for r in rows] == ["on-demand", "on-demand", "spot"]
     assert all(r["state"] == "up" for r in rows)
+
+    _heal_terminated_head_and_spot_worker(moto, standins, c, release)
     vca("-c", c, "teardown", "--yes")
     assert _live(moto, c) == [] and _decoy_state(ec2, decoy) == "running"
     standins.check()
+
+
+def _heal_terminated_head_and_spot_worker(moto: MotoServer, standins: StandIns, c: str, release: str) -> None:
+    """The head (its own type) and the spot worker are terminated behind vca's back (the console, a spot
+    interruption): status shows them terminated, `vca heal` launches each as it was made (role, type,
+    market, tags, expiry) under its index, and they get the release and the membership.
+
+    What the stand-ins prove: the EC2 side (calls, tags, type, lifecycle as moto records them), a fresh
+    machine with a new host key learnt through vca, the release started on it over SSH, and the other
+    nodes' pushed known_hosts and member key accepted by it. The node-to-node connection goes to the
+    stand-in's lab address (HostName override): the private addresses moto hands out are never used."""
+    ec2 = moto.ec2(agent="vca-test-standin")
+    old = {int(_tags(i)["vca:index"]): i for i in _live(moto, c)}
+    known = f"~/.ssh/vca-{c}.known_hosts"
+    old_key = vca("-c", c, "exec", "--node", "1", "--", f"grep '^{c}-2,' {known}").stdout
+    ec2.terminate_instances(InstanceIds=[old[0]["InstanceId"], old[2]["InstanceId"]])
+    res = vca("-c", c, "status", "--json", check=False)
+    assert {r["index"]: r["state"] for r in json.loads(res.stdout)} == {0: "terminated", 1: "up", 2: "terminated"}
+    res = vca("-c", c, "status", check=False)
+    assert f"{c}-0, {c}-2 are gone: `vca heal` brings them back" in res.stderr, res.stderr
+
+    moto.reset_calls()
+    res = vca("-c", c, "heal", "--json")
+    standins.check()
+    healed = json.loads(res.stdout)
+    assert [(n["index"], n["role"]) for n in healed] == [(0, "head"), (2, "worker")], res.stderr
+    assert f"launching {c}-0 (head, t3.small" in res.stderr and f"launching {c}-2 (worker, t3.micro" in res.stderr
+    assert moto.calls()["RunInstances"] == 2 and moto.calls()["TerminateInstances"] == 0  # one per role and market
+    new = {int(_tags(i)["vca:index"]): i for i in _live(moto, c)}
+    assert sorted(new) == [0, 1, 2] and new[1]["InstanceId"] == old[1]["InstanceId"]
+    for i in (0, 2):
+        assert new[i]["InstanceId"] != old[i]["InstanceId"] and new[i]["InstanceId"] == healed[i // 2]["instance"]
+        assert new[i]["InstanceType"] == old[i]["InstanceType"]
+        assert new[i].get("InstanceLifecycle") == old[i].get("InstanceLifecycle")
+        for tag in ("vca:cluster", "vca:role", "vca:owner", "vca:expires-at", "Name"):
+            assert _tags(new[i])[tag] == _tags(old[i])[tag], tag
+    assert new[2].get("InstanceLifecycle") == "spot" and new[0]["InstanceType"] == "t3.small"
+
+    # The release the cluster runs, started on the new machines, which know the cluster of 3.
+    vca("-c", c, "wait", "--timeout", "120")
+    out = vca("-c", c, "exec", "--node", "0,2", "--",
+              "readlink ~/vca/current; sed -n 1,2p ~/vca/current/result.txt; cat /etc/machine-id").stdout
+    for i in (0, 2):
+        assert f"{c}-{i}: {release}\n{c}-{i}: index={i}\n{c}-{i}: nodes=3\n" in out, out
+    machine = out.splitlines()[-1].split(": ")[1]  # node 2's, in node order
+    # Node 1 holds node 2's new host key (pushed by vca) and reaches it with the cluster's member key,
+    # strict host-key checking on; the old key is gone from its known_hosts.
+    rows = {r["index"]: r for r in json.loads(vca("-c", c, "status", "--json").stdout)}
+    assert all(r["state"] == "up" for r in rows.values())
+    hop = vca("-c", c, "exec", "--node", "1", "--", f"grep '^{c}-2,' {known}; "
+              f"ssh -o HostKeyAlias={c}-2 -o HostName={rows[2]['address']} {c}-2 cat /etc/machine-id").stdout
+    new_key, reached = hop.splitlines()
+    assert new_key != old_key.strip() and new_key.startswith(f"{c}-1: {c}-2,")
+    assert reached == f"{c}-1: {machine}"
+    res = vca("-c", c, "heal")
+    assert "nothing to heal" in res.stderr and moto.calls()["RunInstances"] == 2
 
 
 @pytest.mark.lab

@@ -8,14 +8,14 @@ import time
 import click
 from rich.table import Table
 
-from ..cluster import expiry_warning, format_uptime
+from ..cluster import GONE, expiry_warning, format_uptime
 from ..release.inject import JobState, job_details
 from ..remote.ssh import ExecResult
 from ..storage import init_script
 from .context import SECONDS, App, exec_argv, parse_indexes, pass_app, single_index
 from .render import summarize
 
-STATE_STYLE = {"up": "green", "running": "green", "unreachable": "yellow", "down": "red"}
+STATE_STYLE = {"up": "green", "running": "green", "unreachable": "yellow", "down": "red", "terminated": "red"}
 
 
 @click.command()
@@ -57,6 +57,10 @@ def status(app: App, as_json: bool) -> None:
     down = [s.node.name for s in rows if s.state not in ("up", "running")]
     if down:
         app.say(f"{len(down)} of {len(rows)} nodes not up: {', '.join(down)}")
+    gone = [s.node.name for s in rows if s.state in GONE]
+    if gone:
+        app.say(f"{', '.join(gone)} {'are' if len(gone) != 1 else 'is'} gone: `vca heal` brings "
+                f"{'them' if len(gone) != 1 else 'it'} back under the same index and role")
     loose = [s.node.name for s in rows if s.state == "up" and s.node.details.get("supervised") is False]
     if loose:
         app.say(f"{', '.join(loose)} run{'s' if len(loose) == 1 else ''} without its lab supervisor (its "

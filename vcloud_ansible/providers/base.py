@@ -59,9 +59,12 @@ class Verifiable(Protocol):
 class Healable(Protocol):
     """A provider that can bring gone nodes back under their indexes (``vca heal``)."""
 
-    def replace(self, state: ClusterState, gone: list[Node], say: Say) -> list[Node]:
+    def replace(self, state: ClusterState, gone: list[Node], say: Say,
+                ready: Callable[[list[Node]], None] | None = None) -> list[Node]:
         """New nodes under the indexes and roles of ``gone`` (nodes the provider lists as down or
-        terminated), after removing what is left of them; all of them or none."""
+        terminated), after removing what is left of them; all of them or none. ``ready(new)``: the
+        caller's check that the new nodes are usable (SSH); where the provider can, it removes them
+        again when that raises, and the nodes stay listed as gone."""
 
 
 @runtime_checkable

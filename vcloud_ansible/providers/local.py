@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..lab.manager import Lab
@@ -28,14 +29,19 @@ class LocalProvider:
                                lambda index: role or role_for(index))
         return [self._node(n, running=True, host_key=key) for n, key in made]
 
-    def replace(self, state: ClusterState, gone: list[Node], say: Say) -> list[Node]:
+    def replace(self, state: ClusterState, gone: list[Node], say: Say,
+                ready: Callable[[list[Node]], None] | None = None) -> list[Node]:
         """Healable: remove what is left of the ``gone`` nodes and boot new ones under the same indexes
-        and roles (fresh host keys, maybe other addresses)."""
+        and roles (fresh host keys, maybe other addresses). The dead machines are gone already, so a
+        failing ``ready`` leaves the new ones in place (`vca status` shows them)."""
         self.lab.destroy(state.name, str(state.home), [n.index for n in gone])
         roles = {n.index: n.role for n in gone}
         made = self.lab.create(state.name, len(gone), state.public_key(), str(state.home), say,
                                lambda index: roles[index], indexes=sorted(roles))
-        return [self._node(n, running=True, host_key=key) for n, key in made]
+        new = [self._node(n, running=True, host_key=key) for n, key in made]
+        if ready is not None:
+            ready(new)
+        return new
 
     def nodes(self, state: ClusterState) -> list[Node]:
         out = []

@@ -46,7 +46,10 @@ def render_ssh_config(state: ClusterState, nodes: list[Node]) -> str:
     ensure_private_dir(cp)
     out = [f"# vca cluster {state.name}: ssh -F {state.ssh_config_path} {state.name}-0 (or the node's address)\n"]
     for n in nodes:
-        out.append(f"Host {' '.join(host_patterns(n, nodes))}\n  HostName {n.address}\n  Port {n.port}\n"
+        # A node with no address (an EC2 node that is gone) gets a name that never resolves: an empty
+        # HostName would break the whole file, and no HostName would send ssh to DNS with the node's name.
+        address = n.address or f"{n.name}.no-address.invalid"
+        out.append(f"Host {' '.join(host_patterns(n, nodes))}\n  HostName {address}\n  Port {n.port}\n"
                    f"  User {n.user}\n")
         out.append(f"  HostKeyAlias {n.name}\n")
         out += [f"  {k} {v}\n" for k, v in opts.items()]

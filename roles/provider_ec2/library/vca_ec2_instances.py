@@ -13,7 +13,8 @@ short_description: Launch, index and terminate the EC2 instances of a vca cluste
 description:
   - The cluster is every instance tagged C(vca:cluster=<cluster>) in a live state (pending, running,
     stopping, stopped). Each node carries a distinct C(vca:index) tag.
-  - With O(state=present), adds O(count) nodes. Instances of the cluster that carry no index (a run
+  - With O(state=present), adds O(count) nodes (under the given O(indexes), else the lowest free
+    ones not O(reserved)). Instances of the cluster that carry no index (a run
     interrupted between launch and tagging) are adopted first, so nothing is orphaned. The rest are
     launched in one RunInstances request from a launch template, with an idempotency token; each
     gets the lowest free index, its role and a Name tag (one CreateTags call each), then the module
@@ -66,7 +67,18 @@ options:
     type: str
     default: ""
   indexes:
-    description: With O(state=absent), the indexes to terminate; empty means every instance of the cluster.
+    description:
+      - With O(state=absent), the indexes to terminate; empty means every instance of the cluster.
+      - With O(state=present), the indexes the new nodes take (replacing nodes that are gone under their
+        own indexes); O(count) must be their number and none may belong to a live node. Empty: the
+        lowest free indexes.
+    type: list
+    elements: int
+    default: []
+  reserved:
+    description:
+      - With O(state=present) and no O(indexes), indexes new nodes never take (nodes that are gone,
+        kept for their replacement).
     type: list
     elements: int
     default: []
@@ -212,6 +224,12 @@ def ensure_present(module, client):
     # Oldest first, so that indexes follow launch order.
     orphans = sorted((i for i in live if index_of(i) is None),
                      key=lambda i: (str(i.get("LaunchTime")), i.get("AmiLaunchIndex", 0), i["InstanceId"]))
+    wanted = sorted(set(p["indexes"]))
+    if wanted:  # these indexes exactly: orphans take some of them, the rest are launched
+        taken = [i for i in wanted if i in used]
+        if taken:
+            module.fail_json(msg=f"index {taken[0]} belongs to a live node of cluster {cluster}")
+        orphans = orphans[:len(wanted)]
     need = max(0, p["count"] - len(orphans))
     result = {"changed": bool(orphans) or need > 0, "launched_ids": [], "adopted_ids": [],
               "terminated_ids": []}
@@ -249,7 +267,7 @@ def ensure_present(module, client):
         if inst["InstanceId"] not in seen:
             seen.add(inst["InstanceId"])
             todo.append(inst)
-    indexes = free_indexes(used)
+    indexes = iter(wanted) if wanted else free_indexes(used | set(p["reserved"]))
     for inst in todo:
         index = next(indexes)
         role = p["role"] or ("head" if index == 0 else "worker")
@@ -325,6 +343,7 @@ def main():
             spot=dict(type="bool", default=False),
             spot_max_price=dict(type="str", default=""),
             indexes=dict(type="list", elements="int", default=[]),
+            reserved=dict(type="list", elements="int", default=[]),
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=600),
         ),
@@ -332,6 +351,9 @@ def main():
     )
     if module.params["count"] < 0:
         module.fail_json(msg="count must be >= 0")
+    if module.params["state"] == "present" and module.params["indexes"] and \
+            len(set(module.params["indexes"])) != module.params["count"]:
+        module.fail_json(msg="with indexes, count must be their number")
     if module.params["client_token"] and len(module.params["client_token"]) > 64:
         module.fail_json(msg="client_token has at most 64 characters")
     # New instances may not be visible to CreateTags for a moment (eventual consistency): retry.

@@ -21,7 +21,8 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace as with_changes
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from ..base import Say
 from . import api as ec2_api
 from . import settings as ec2_settings
 from .api import Instance, Plan
+from .members import HealGroup, Member, Members, gone_members, gone_state, heal_groups, healed
 from .settings import SETTINGS, Ec2Settings, parse_ports
 from .ssh import HostKeys, learn_host_keys, ssh_target
 
@@ -136,6 +138,7 @@ class Ec2Provider:
                     say(f"terminating the {len(new)} new node{'s' if len(new) != 1 else ''}")
                     self._destroy_locked(state, s, [i.index for i in new if i.index is not None], say)
                 raise
+            Members(state).remember(instances, {iid: s.max_price for iid in new_ids})
         return [n for n in self._nodes(state, s, instances) if n.instance_id in new_ids]
 
     def _roll_back_all(self, state: ClusterState, s: Ec2Settings, exc: VcaError, say: Say) -> None:
@@ -209,21 +212,27 @@ class Ec2Provider:
                 f"{plan.image_id}) in {s.region}")
         else:
             say("nothing to launch; checking the cluster's key pair, security group and template")
-        self._playbook(state, "provision", _extravars(state, s, plan, count, token),
+        # New nodes never take the index of a node that is gone: `vca heal` brings that one back.
+        reserved = [m.index for m in gone_members(Members(state).load(), before)]
+        self._playbook(state, "provision", _extravars(state, s, plan, count, token, reserved=reserved),
                        secrets=_secret_vars(state, s), what="EC2 provisioning")
         _clear_request(state)
 
     def nodes(self, state: ClusterState) -> list[Node]:
+        """The live instances of the cluster, and the nodes vca made that are gone (state
+        "terminated", see members.gone_state) until `vca heal` replaces or `vca remove` drops them."""
         s = _settings(state)
         ec2 = ec2_api.client(s.region)
-        return self._nodes(state, s, ec2_api.cluster_instances(ec2, state.name, s.region))
+        return self._nodes(state, s, ec2_api.cluster_instances(ec2, state.name, s.region), Members(state).load())
 
     def destroy(self, state: ClusterState, indexes: list[int] | None, say: Say) -> list[Node]:
         if indexes is not None and not indexes:
             return []
         s = _settings(state)
         with _locked(state):
-            return self._destroy_locked(state, s, indexes, say)
+            gone = self._destroy_locked(state, s, indexes, say)
+            Members(state).forget(indexes)  # also the nodes among them that were gone already
+            return gone
 
     def adopt(self, state: ClusterState, ids: list[str], say: Say, role: str | None = None) -> list[Node]:
         """Make the running instances ``ids`` nodes of the cluster with the next free indexes (tags
@@ -248,8 +257,10 @@ class Ec2Provider:
                     raise UsageError(f"instance {iid} is node {inst.index} of cluster '{state.name}' already")
                 if inst.state not in ("pending", "running"):
                     raise UsageError(f"instance {iid} is {inst.state}, not running", "start it first")
-            used = {i.index for i in ec2_api.cluster_instances(ec2, state.name, s.region) if i.index is not None}
-            free = (i for i in range(len(used) + len(ids) + 1) if i not in used)
+            live = ec2_api.cluster_instances(ec2, state.name, s.region)
+            used = {i.index for i in live if i.index is not None}
+            used |= {m.index for m in gone_members(Members(state).load(), live)}  # kept for `vca heal`
+            free = (i for i in range(max(used, default=-1) + len(ids) + 2) if i not in used)
             expires = _expires_at(s)
             for iid in ids:
                 index = next(free)
@@ -263,7 +274,84 @@ class Ec2Provider:
             _, instances = learn_host_keys(
                 lambda: ec2_api.cluster_instances(ec2, state.name, s.region), lambda i: i.id in wanted,
                 s.ssh_via, s.ssh_timeout, HostKeys(state), say)
+            Members(state).remember(instances)
         return [n for n in self._nodes(state, s, instances) if n.instance_id in wanted]
+
+    def replace(self, state: ClusterState, gone: list[Node], say: Say,
+                ready: Callable[[list[Node]], None] | None = None) -> list[Node]:
+        """Healable: new instances under the indexes of the ``gone`` nodes, each as the node it replaces
+        was made (role, and so that role's instance type and image; spot or on-demand and the highest
+        price; the cluster's tags and the same vca:expires-at), its host key learnt on first contact.
+
+        What is left of a gone node (an instance that still runs) is terminated first. One launch per
+        role and market (usually one). All or none: when a launch, the wait for SSH or ``ready`` (the
+        caller's check of the new nodes) fails or is interrupted, the new instances are terminated and
+        the record of the cluster's nodes is left as it was, so the nodes are still listed as gone.
+        """
+        s = _settings(state)
+        ec2 = ec2_api.client(s.region)
+        members = Members(state)
+        wanted = sorted(n.index for n in gone)
+        with _locked(state):
+            before = self._before_launch(state, s)  # refuses another owner's cluster: nothing made yet
+            record = members.load()
+            leftover = sorted({i.index for i in before if i.index in wanted})
+            if leftover:  # a gone node whose instance still exists (not terminated yet)
+                self._destroy_locked(state, s, leftover, say)
+                before = [i for i in before if i.index not in leftover]
+            # A replacement keeps the expiry of the node it replaces: an expired one would be made only to
+            # count as expired at once (and an expiry guard would end it again).
+            now = time.time()
+            expired = [i for i in wanted if i in record and (parse_expiry(record[i].expires) or now + 1) <= now]
+            if expired:
+                names = ", ".join(f"{state.name}-{i}" for i in expired)
+                raise UsageError(f"{names} expired (vca:expires-at {record[expired[0]].expires}): not healed",
+                                 f"`vca remove {','.join(map(str, expired))}` drops "
+                                 f"{'them' if len(expired) != 1 else 'it'}; `vca provision` adds new nodes")
+            known = {i.id for i in before}
+            reserved = [m.index for m in gone_members(record, before) if m.index not in wanted]
+            # Every launch checked (read-only: image, type, network) before anything is made.
+            launches: list[tuple[HealGroup, Ec2Settings, Plan]] = []
+            for group in heal_groups(gone, record):
+                gs = with_changes(s.for_role(group.role), spot=group.spot, max_price=group.max_price)
+                plan = ec2_api.preflight(ec2, gs) if not launches else ec2_api.role_plan(ec2, gs, launches[0][2])
+                launches.append((group, gs, plan))
+            try:
+                for group, gs, plan in launches:
+                    names = ", ".join(f"{state.name}-{i}" for i in group.indexes)
+                    say(f"launching {names} ({group.role}, {gs.instance_type}, {plan.image_id}"
+                        f"{', spot' if group.spot else ''}) in {s.region}")
+                    expires = [e for e in (record[i].expires for i in group.indexes if i in record) if e]
+                    extravars = _extravars(state, gs, plan, len(group.indexes), "", indexes=list(group.indexes),
+                                           reserved=reserved, expires_at=min(expires) if expires else None)
+                    self._playbook(state, "provision", extravars, secrets=_secret_vars(state, gs),
+                                   what=f"launching the replacement of {names}")
+                new_ids, instances = learn_host_keys(
+                    lambda: ec2_api.cluster_instances(ec2, state.name, s.region),
+                    lambda i: i.index in wanted and i.id not in known and i.state in ("pending", "running"),
+                    s.ssh_via, s.ssh_timeout, HostKeys(state), say)
+                new = [n for n in self._nodes(state, s, instances) if n.instance_id in new_ids]
+                if ready is not None:
+                    ready(new)
+            except (VcaError, KeyboardInterrupt) as exc:
+                self._undo_replace(state, s, wanted, exc, say)
+                raise
+            members.save(healed(record, [i for i in instances if i.id in new_ids]))
+        return new
+
+    def _undo_replace(self, state: ClusterState, s: Ec2Settings, indexes: list[int], exc: BaseException,
+                      say: Say) -> None:
+        """After a failed heal: terminate every instance under ``indexes`` (only new ones can be there);
+        the record of the nodes is not touched, so they stay listed as gone. Raises naming what is left
+        when that fails."""
+        say(f"{'interrupted: ' if isinstance(exc, KeyboardInterrupt) else ''}terminating the replacement "
+            f"instances of node{'s' if len(indexes) != 1 else ''} {', '.join(map(str, indexes))}")
+        try:
+            self._destroy_locked(state, s, indexes, say)
+        except VcaError as cleanup:
+            first = exc.message if isinstance(exc, VcaError) else "heal interrupted"
+            raise ProviderError(f"{first}; terminating the replacement instances failed too: {cleanup.one_line()}",
+                                "`vca status` shows them; `vca remove N` or `vca teardown` removes them") from None
 
     def power_off(self, state: ClusterState, indexes: list[int], say: Say) -> list[Node]:
         """StopInstances on the running nodes among ``indexes`` (their EBS disks stay), waited for."""
@@ -347,16 +435,20 @@ class Ec2Provider:
         result.raise_for_failures(what)
 
     @staticmethod
-    def _nodes(state: ClusterState, s: Ec2Settings, instances: list[Instance]) -> list[Node]:
+    def _nodes(state: ClusterState, s: Ec2Settings, instances: list[Instance],
+               members: dict[int, Member] | None = None) -> list[Node]:
+        """Nodes of the indexed ``instances``; with ``members``, also the recorded nodes that are gone."""
         keys = HostKeys(state).load()
         nodes = [_node(state.name, i, s, keys.get(i.id)) for i in instances if i.index is not None]
+        if members:
+            nodes += [_gone_node(state.name, m, s) for m in gone_members(members, instances)]
         return sorted(nodes, key=lambda n: n.index)
 
 
 def _node(cluster: str, i: Instance, s: Ec2Settings, host_key: str | None) -> Node:
     assert i.index is not None
     target = ssh_target(i, s.ssh_via)
-    state = i.state if target is not None or i.state != "running" else "no-ssh-address"
+    state = gone_state(i) or (i.state if target is not None or i.state != "running" else "no-ssh-address")
     return Node(
         index=i.index, name=f"{cluster}-{i.index}", address=target[0] if target else "",
         port=target[1] if target else 22, private_ip=i.private_ip or "", user=s.user,
@@ -366,6 +458,18 @@ def _node(cluster: str, i: Instance, s: Ec2Settings, host_key: str | None) -> No
                  "launched": i.launch_time, "public_ip": i.public_ip or "-",
                  "expires": i.tags.get(ec2_api.TAG_EXPIRES, "-")},
         expires_at=parse_expiry(i.tags.get(ec2_api.TAG_EXPIRES)),
+    )
+
+
+def _gone_node(cluster: str, m: Member, s: Ec2Settings) -> Node:
+    """A node vca made whose instance is gone: no address to reach (never the old one: EC2 may have
+    handed it to someone else), listed until `vca heal` or `vca remove`."""
+    return Node(
+        index=m.index, name=f"{cluster}-{m.index}", address="", private_ip=m.private_ip, user=s.user,
+        role=m.role, state=gone_state(None) or "terminated", instance_id=m.instance or None,
+        details={"instance": m.instance or "-", "type": m.instance_type or "-", "zone": "-",
+                 "lifecycle": "spot" if m.spot else "on-demand", "launched": "-", "public_ip": "-",
+                 "expires": m.expires or "-"},
     )
 
 
@@ -427,8 +531,11 @@ def _expires_at(s: Ec2Settings) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime(EXPIRY_FORMAT)
 
 
-def _extravars(state: ClusterState, s: Ec2Settings, plan: Plan, count: int, token: str) -> dict[str, Any]:
-    """Every provider_ec2_* variable of the provision playbook, from the settings and the checks."""
+def _extravars(state: ClusterState, s: Ec2Settings, plan: Plan, count: int, token: str, *,
+               reserved: list[int] | None = None, indexes: list[int] | None = None,
+               expires_at: str | None = None) -> dict[str, Any]:
+    """Every provider_ec2_* variable of the provision playbook, from the settings and the checks.
+    ``indexes``: the new nodes take these (heal); ``reserved``: indexes they never take."""
     ports = [dict(zip(("from_port", "to_port", "proto"), parse_ports(p), strict=True)) for p in s.open_ports]
     return {
         "provider_ec2_cluster": state.name,
@@ -436,9 +543,11 @@ def _extravars(state: ClusterState, s: Ec2Settings, plan: Plan, count: int, toke
         "provider_ec2_region": s.region,
         "provider_ec2_tags": dict(s.tags),
         "provider_ec2_count": count,
+        "provider_ec2_indexes": sorted(indexes or []),
+        "provider_ec2_reserved_indexes": sorted(reserved or []),
         "provider_ec2_client_token": token,
         "provider_ec2_role": s.role or "",
-        "provider_ec2_expires_at": _expires_at(s),
+        "provider_ec2_expires_at": expires_at or _expires_at(s),
         "provider_ec2_image_id": plan.image_id,
         "provider_ec2_instance_type": s.instance_type,
         "provider_ec2_root_volume_size": s.root_volume_size or 0,
