@@ -174,8 +174,8 @@ def test_schema_structure_follows_the_declarations() -> None:
     schema = json_schema()
     props = schema["properties"]
     assert schema["additionalProperties"] is False
-    assert set(props) == {"provider", "nodes", "setup", "local", "ec2"}
-    assert props["provider"]["enum"] == ["local", "ec2", None]
+    assert set(props) == {"provider", "nodes", "setup", "local", "ec2", "static"}
+    assert props["provider"]["enum"] == ["local", "ec2", "static", None]
     assert list(props["ec2"]["properties"]) == [s.key for s in SETTINGS]
     assert props["ec2"]["additionalProperties"] is False and props["local"]["properties"] == {}
     assert props["ec2"]["properties"]["ssh_via"]["anyOf"][0] == {"enum": ["public", "private", "tag"]}
