@@ -98,7 +98,8 @@ def test_empty_and_null_values_mean_not_given(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("doc", "words"), [
     ([1, 2], "spec must be a mapping: keys: provider, nodes, setup, package, services, local, ec2, static"),
-    ({"size": 4, "colour": 1}, "spec: unknown key colour, size: known: provider, nodes, setup, package, services, local, ec2, static"),
+    ({"size": 4, "colour": 1},
+     "spec: unknown key colour, size: known: provider, nodes, setup, package, services, local, ec2, static"),
     ({"provider": "gce"}, "spec: unknown provider 'gce': choose one of: local, ec2"),
     ({"provider": ["ec2"]}, "unknown provider"),
     ({"provider": "local", "ec2": {"region": "eu-west-1"}},
