@@ -240,10 +240,10 @@ def _nodes(where: str, value: Any) -> tuple[int | None, dict[str, int] | None]:
         return None, None
     if _whole(value):
         if value < 1:
-            raise UsageError(f"{where}: 'nodes' must be a whole number >= 1, got {value}")
+            raise UsageError(f"{_at(where, 'nodes')}: 'nodes' must be a whole number >= 1, got {value}")
         return value, None
     if not isinstance(value, dict) or not value:
-        raise UsageError(f"{where}: 'nodes' must be {shape}")
+        raise UsageError(f"{_at(where, 'nodes')}: 'nodes' must be {shape}")
     by_role: dict[str, int] = {}
     for role, count in value.items():
         if role not in ROLES:

@@ -58,3 +58,43 @@ CASES: list[Case] = [
         doc="--where takes capability names (letters, digits, _), as hosts declare them.",
     ),
 ]
+
+# `vca up SPEC`: the spec is read and checked before the cluster is looked at; errors name the key's line.
+CASES += [
+    Case(
+        id="up-unknown-spec-key",
+        argv=("-c", "badup", "up", "{tmp}/vca.yml"),
+        words="vca.yml line 3: unknown key replicas",
+        files={"vca.yml": "provider: local\nnodes: 2\nreplicas: 3\n"},
+        doc="A key the spec does not know is refused with its line, naming the keys it knows; nothing is made.",
+    ),
+    Case(
+        id="up-wrong-type",
+        argv=("-c", "badup", "up", "{tmp}/vca.yml"),
+        words="vca.yml line 2: 'nodes' must be a whole number >= 1",
+        files={"vca.yml": "provider: local\nnodes: many\n"},
+        doc="A value of the wrong type is refused with the key's line.",
+    ),
+    Case(
+        id="up-bad-service",
+        argv=("-c", "badup", "up", "{tmp}/vca.yml", "--plan"),
+        words="line 5: unknown key services[0].replicas",
+        files={"vca.yml": "nodes: 1\nservices:\n  - name: web\n    command: python3 -m http.server\n"
+                          "    replicas: 2\n"},
+        doc="A service with a key services do not have is refused with its line, even for --plan.",
+    ),
+    Case(
+        id="up-static-spec-bad-host",
+        argv=("-c", "badup", "up", "{tmp}/vca.yml"),
+        words="static.hosts: static host {\"host\": \"10.0.0.5\", \"gpus\": 2}: unknown key gpus",
+        files={"vca.yml": "provider: static\nstatic:\n  hosts:\n    - {host: 10.0.0.5, gpus: 2}\n"},
+        doc="A static host in a spec file is checked like one on the command line (unknown per-host keys refused).",
+    ),
+    Case(
+        id="up-no-node-count",
+        argv=("-c", "badup", "up", "{tmp}/vca.yml", "--plan"),
+        words="gives no node count",
+        files={"vca.yml": "provider: local\n"},
+        doc="`vca up` needs to know how many nodes to converge on; a spec without `nodes` is refused.",
+    ),
+]

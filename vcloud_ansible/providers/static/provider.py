@@ -34,7 +34,12 @@ class HostsSetting(Setting):
         items = [value] if isinstance(value, str | dict) else value
         if not isinstance(items, list | tuple):
             raise UsageError(f"{name or self.flag} must be a list of hosts, got '{shown(value)}'")
-        return [h.to_json() for h in parse_hosts(items)]
+        try:
+            return [h.to_json() for h in parse_hosts(items)]
+        except UsageError as exc:
+            if name is None:
+                raise
+            raise UsageError(f"{name}: {exc.message}", exc.hint) from None
 
     def json_schema(self) -> dict[str, Any]:
         host = {"type": "object", "additionalProperties": False, "required": ["host"], "properties": {
