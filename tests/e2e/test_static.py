@@ -195,3 +195,37 @@ def test_teardown_leaves_hosts_as_they_were(hosts: Hosts, static: Static) -> Non
         after = hosts.sh(i, "rm -f /var/tmp/static-setup; " + SNAPSHOT)  # the user's role's file is the user's
         assert after == before[i], f"host {i}:\n{after}\n---- before:\n{before[i]}"
         assert hosts.sh(i, "systemctl is-system-running || true").strip() in ("running", "degraded")
+
+
+def test_up_and_down_on_a_static_spec(hosts: Hosts, static: Static, tmp_path: Path) -> None:
+    """The same hosts from a spec file: adopted by `vca up`, a host dropped from the list released,
+    `vca down` leaves every host as it was."""
+    _, env, before = static
+    spec = tmp_path / "vca.yml"
+    ip0, ip1, ip2 = hosts.ips
+    listed = [f"root@{ip0}", f'{{host: "{ip1}", capabilities: [redis]}}',
+              f'{{host: "{ip2}", user: ops, port: 2222}}']
+
+    def write(entries: list[str]) -> None:
+        spec.write_text(f"provider: static\nstatic:\n  identity: {hosts.key}\n  hosts:\n"
+                        + "".join(f"    - {e}\n" for e in entries))
+
+    def up(*extra: str) -> list[str]:
+        out = json.loads(vca("-c", "stup", "up", str(spec), "--json", *extra, env=env).stdout)
+        return [s["action"] for s in out["steps"]]
+
+    write(listed)
+    assert up("--plan") == ["create"]
+    assert up() == ["create"]
+    assert up() == []
+    redis = vca("-c", "stup", "exec", "--where", "redis", "--", "echo", "x", env=env).stdout
+    assert redis.strip() == "stup-1: x"
+    write(listed[:2])
+    assert up("--plan") == ["remove"]
+    assert up() == ["remove"]
+    assert hosts.sh(2, SNAPSHOT) == before[2]  # released: as it was, still running
+    assert len(vca("-c", "stup", "exec", "--", "true", env=env).stderr.splitlines()) == 1
+    out = json.loads(vca("-c", "stup", "down", str(spec), "--yes", "--json", env=env).stdout)
+    assert sorted(out["removed"]) == ["stup-0", "stup-1"]
+    for i in range(3):
+        assert hosts.sh(i, "rm -f /var/tmp/static-setup; " + SNAPSHOT) == before[i]

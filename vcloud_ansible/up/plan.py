@@ -89,7 +89,7 @@ def make_plan(cluster: Cluster, spec: ClusterSpecFile) -> Plan:
         hosts = spec.settings.get("hosts") or []
         if not hosts:
             raise UsageError("a static spec needs hosts", "static: {hosts: [HOST, ...]}")
-        wanted = merge_hosts({}, {"hosts": hosts})
+        wanted = merge_hosts({}, spec.settings)  # the section's user, port and identity fill gaps
         plan.hosts = [h.to_json() for h in wanted]
         have = {(n.address.lower(), n.port): n for n in nodes}
         new = [h for h in wanted if h.key not in have]

@@ -35,7 +35,8 @@ class HostsSetting(Setting):
         if not isinstance(items, list | tuple):
             raise UsageError(f"{name or self.flag} must be a list of hosts, got '{shown(value)}'")
         try:
-            return [h.to_json() for h in parse_hosts(items)]
+            parse_hosts(items)  # checked now; the cluster-wide user, port and identity fill gaps later
+            return [dict(h) if isinstance(h, dict) else str(h) for h in items]
         except UsageError as exc:
             if name is None:
                 raise
