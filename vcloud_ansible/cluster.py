@@ -244,6 +244,9 @@ class Cluster:
             prov = get_provider(record.provider)
         else:
             prov = get_provider(provider or DEFAULT_PROVIDER)
+        if prov.name == "static" and total is None:  # its nodes are the hosts given: `vca create`
+            raise UsageError("provider static makes no machines: its nodes are the hosts it was given",
+                             "add existing hosts with `vca create NAME --static HOST ...`")
         prov.check()
         before = prov.nodes(self.state) if existed else []
         plan = _ProvisionPlan(prov, existed, 0, {}, {}, before, None, setup_before, setup_after)

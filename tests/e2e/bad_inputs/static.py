@@ -52,6 +52,12 @@ CASES: list[Case] = [
         doc="More than one head among the hosts is refused before any is contacted.",
     ),
     Case(
+        id="static-provision-refused",
+        argv=("-c", "badstatic", "provision", "--provider", "static", "--host", "10.0.0.5"),
+        words="provider static makes no machines",
+        doc="`vca provision` cannot make static hosts; it points at `vca create NAME --static HOST`.",
+    ),
+    Case(
         id="static-where-bad-capability",
         argv=("exec", "--where", "re dis", "--", "true"),
         words="a capability is a name",
