@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..spec import ClusterSpecFile, ServiceSpec
+from .role_settings import check_roles
 from .services import ServiceHost, service_changes
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def make_plan(cluster: Cluster, spec: ClusterSpecFile) -> Plan:
         raise UsageError(f"cluster '{cluster.name}' uses provider '{record.provider}', the spec says '{provider}'",
                          "`vca down` first, or give the spec another cluster name")
     plan = Plan(cluster.name, provider, [], setup=spec_setup(spec), env=dict(spec.package_env))
+    check_roles(plan.setup)  # a role that would fail on every node for want of a setting, refused first
     nodes = cluster.nodes() if exists else []
 
     # 1. nodes

@@ -104,3 +104,18 @@ CASES += [
         doc="`vca up` needs to know how many nodes to converge on; a spec without `nodes` is refused.",
     ),
 ]
+CASES += [
+    Case(
+        id="up-role-without-its-required-settings",
+        argv=("-c", "badup", "up", "{tmp}/vca.yml", "--plan"),
+        words="setup role needs_it (on all nodes) needs needs_it_url, and nothing gives it",
+        files={"vca.yml": "nodes: 1\nsetup: {all: [needs_it]}\n",
+               "roles/needs_it/tasks/main.yml": "---\n- name: Nothing\n  ansible.builtin.debug:\n    msg: x\n",
+               "roles/needs_it/meta/argument_specs.yml":
+                   "---\nargument_specs:\n  main:\n    options:\n      needs_it_url:\n        type: str\n"
+                   "        required: true\n        description: Where.\n"},
+        env={"ANSIBLE_ROLES_PATH": "{tmp}/roles"},
+        doc="A setup role whose required option (meta/argument_specs.yml) has no value in its defaults or "
+            "playbooks/group_vars is refused before any node is made, naming the option.",
+    ),
+]
