@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
-from .node import ROLES, IndexRanges, Node, NodeRefs, check_role, for_new_nodes, resolve
+from .node import ROLES, IndexRanges, Node, NodeRefs, check_role, for_new_nodes, resolve, with_capabilities
 from .providers import Provider, check_settings, get_provider
 from .providers.base import Configurable, Say, Verifiable
 from .release.inject import (
@@ -136,6 +136,9 @@ class Cluster:
         A ``NodeRefs`` selection may also name nodes by name, role (``worker``/``workers``: every
         worker) or address."""
         nodes = self.nodes() if nodes is None else nodes
+        if isinstance(indexes, NodeRefs) and indexes.where:  # --where CAP: among the nodes named, or all
+            base = indexes.named()
+            return with_capabilities(self.name, indexes.where, self.select(base, nodes) if base else nodes, nodes)
         if not indexes:
             return nodes
         by_index = {n.index: n for n in nodes}
@@ -242,6 +245,9 @@ class Cluster:
             prov = get_provider(record.provider)
         else:
             prov = get_provider(provider or DEFAULT_PROVIDER)
+        if prov.name == "static" and total is None:  # its nodes are the hosts given: `vca create`
+            raise UsageError("provider static makes no machines: its nodes are the hosts it was given",
+                             "add existing hosts with `vca create NAME --static HOST ...`")
         prov.check()
         before = prov.nodes(self.state) if existed else []
         plan = _ProvisionPlan(prov, existed, 0, {}, {}, before, None, setup_before, setup_after)
@@ -304,6 +310,41 @@ class Cluster:
             self._grow(every, new, say)
         self._raise_push_failures(pushed)
         return new
+
+    def add_hosts(self, hosts: Sequence[str | Mapping[str, Any]], *, user: str | None = None,
+                  port: int | None = None, identity: str | Path | None = None, rescan: bool = False,
+                  setup: Mapping[str, Sequence[str]] | None = None, say: Say = _quiet,
+                  console: Console | None = None) -> list[Node]:
+        """Make existing hosts nodes of a static cluster (created on first use): each ``host``,
+        ``user@host:port`` or a mapping/JSON object with user, port, identity, work, scratch,
+        capabilities, role; ``user``, ``port``, ``identity`` fill what a host does not give. First
+        contact pins each host key (a changed key is refused unless ``rescan``) and authorizes the
+        cluster's key; then as ``provision``: SSH, node list, setup roles, the running release.
+        Hosts already in the cluster are no change. Returns the new nodes."""
+        from .providers.static import merge_hosts
+        from .providers.static.contact import learn_keys
+
+        settings: dict[str, Any] = {k: v for k, v in {"user": user, "port": port, "rescan": rescan or None,
+                                                       "identity": str(identity) if identity else None}.items()
+                                    if v is not None}
+        settings["hosts"] = [dict(h) if isinstance(h, Mapping) else h for h in hosts]
+        stored = self.record.settings if self.exists() else {}
+        if self.exists() and self.record.provider != "static":
+            raise UsageError(f"cluster '{self.name}' uses provider '{self.record.provider}', not static",
+                             "pick another cluster name")
+        merged = merge_hosts(stored, settings)  # checked here: bad hosts are refused before anything
+        have = {h.key for h in merge_hosts(stored, {})} if stored else set()
+        # Every new host answers with the key pinned for it (or, first seen, any) before anything is made.
+        learn_keys([h for h in merged if h.key not in have], rescan, self.state.home)
+        total = len(merged)
+        return self.provision(None, "static", say, total=total, settings=settings, setup=setup, console=console)
+
+    def _keeps_machines(self, verb: str) -> None:
+        """Static hosts are not vca's to remove or power: refuse ``verb`` in one line."""
+        if self.record.provider == "static":
+            raise UsageError(f"cluster '{self.name}' is made of existing hosts (provider static): "
+                             f"vca {verb} does not apply to them",
+                             "`vca teardown` releases every host (cleaned, never powered off)")
 
     def push_membership(self, say: Say = _quiet, nodes: list[Node] | None = None, *,
                         hook: str = "changed") -> PushResult:
@@ -461,6 +502,7 @@ class Cluster:
         if workers is not None and workers < 1:
             raise UsageError(f"--workers must be at least 1, got {workers}")
         self.state.load()
+        self._keeps_machines("remove")
         with self.state.lock("remove", say):
             every = self._reach()
             if workers is None:
@@ -488,6 +530,7 @@ class Cluster:
         if total < 0:
             raise UsageError(f"--total must be at least 0, got {total}")
         self.state.load()
+        self._keeps_machines("resize")
         with self.state.lock("resize", say):
             every = self._reach()
             if total > len(every):
@@ -509,6 +552,7 @@ class Cluster:
         get the current node list. Returns the nodes whose power changed."""
         from .providers.base import Powerable
 
+        self._keeps_machines("power")
         prov = self.provider
         if not isinstance(prov, Powerable):
             raise UsageError(f"provider '{prov.name}' cannot power nodes off and on",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, overload
 
-from .errors import UsageError
+from .errors import NodeNotFound, UsageError
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Node:
     host_key: str | None = None  # "<type> <base64>", when the provider knows it before first contact
     details: dict[str, Any] = field(default_factory=dict)  # provider-specific columns for status
     expires_at: float | None = None  # epoch seconds after which the node counts as expired; None: never
+    capabilities: tuple[str, ...] = ()  # what the node offers (static hosts: redis, gpu, ...): --where CAP
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -127,20 +128,40 @@ class NodeRefs(IndexRanges):
     references (``refs``): a name ``<cluster>-<i>``, a role (``head``, ``dev``; ``worker``/``workers``:
     every worker) or an address. ``Cluster.select`` resolves them against the cluster's nodes."""
 
-    def __init__(self, ranges: Iterable[tuple[int, int]] = (), refs: Iterable[str] = ()) -> None:
+    def __init__(self, ranges: Iterable[tuple[int, int]] = (), refs: Iterable[str] = (),
+                 where: Iterable[str] = ()) -> None:
         super().__init__(ranges)
         self.refs = tuple(refs)
+        self.where = tuple(where)  # capabilities every selected node has (``--where CAP``)
 
     def __bool__(self) -> bool:
-        return bool(self.ranges or self.refs)
+        return bool(self.ranges or self.refs or self.where)
 
     def __str__(self) -> str:
-        return ",".join([super().__str__(), *self.refs] if self.ranges else self.refs)
+        named = ",".join([super().__str__(), *self.refs] if self.ranges else self.refs)
+        return " ".join([named] * bool(named) + [f"where {c}" for c in self.where])
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, NodeRefs):
-            return self.ranges == other.ranges and self.refs == other.refs
-        return not self.refs and super().__eq__(other)
+            return self.ranges == other.ranges and self.refs == other.refs and self.where == other.where
+        return not self.refs and not self.where and super().__eq__(other)
+
+    def named(self) -> NodeRefs:
+        """The selection without its capabilities: what the indexes and references name."""
+        return NodeRefs(self.ranges, self.refs)
+
+
+def with_capabilities(cluster: str, where: Sequence[str], chosen: Sequence[Node], every: Sequence[Node]) -> list[Node]:
+    """The nodes of ``chosen`` that have every capability of ``where``; refuses an empty result, naming
+    the capabilities the cluster's nodes have."""
+    picked = [n for n in chosen if all(c in n.capabilities for c in where)]
+    if not picked:
+        have = sorted({c for n in every for c in n.capabilities})
+        raise NodeNotFound(f"cluster '{cluster}' has no {'selected ' if len(chosen) < len(every) else ''}node with "
+                         f"capability {' and '.join(where)}",
+                         f"capabilities of its nodes: {', '.join(have)}" if have
+                         else "its nodes declare no capabilities (static hosts: \"capabilities\" per host)")
+    return picked
 
 
 

@@ -18,6 +18,7 @@ a FIFO, a device or a disk image is refused before it is read, in one line.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import stat
@@ -39,6 +40,17 @@ _ROLE_NAME_RE = re.compile(_ROLE_NAME)
 
 
 @dataclass(frozen=True)
+class ServiceSpec:
+    """One service of the spec: a command kept running on a node (``any``, a role or a node name) that
+    moves to another node when its node fails (``failover``)."""
+
+    name: str
+    command: tuple[str, ...]
+    node: str = "any"
+    failover: bool = True
+
+
+@dataclass(frozen=True)
 class ClusterSpecFile:
     """A spec file, checked and typed. Keys it does not give are None or empty."""
 
@@ -49,6 +61,9 @@ class ClusterSpecFile:
     settings: dict[str, Any] = field(default_factory=dict)  # that section, each value typed
     setup: dict[str, tuple[str, ...]] = field(default_factory=dict)  # all | head | worker | dev -> roles
     path: Path | None = None
+    package: Path | None = None  # the code every node runs (`vca up` injects it when it changed)
+    package_env: dict[str, str] = field(default_factory=dict)  # the job's own variables
+    services: tuple[ServiceSpec, ...] = ()  # long-running commands kept up on the cluster (`vca up`)
 
     def total_to_provision(self) -> int | None:
         """The node count `vca provision --spec` converges on. Node counts by role are provisioned only
@@ -67,24 +82,31 @@ class ClusterSpecFile:
 
 def read_spec(path: Path) -> ClusterSpecFile:
     """Read and check a spec file; every problem is one UsageError line naming the file."""
+    text = _read_text(path)
     try:
-        doc = yaml.safe_load(_read_text(path))
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"spec file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_spec(doc, path)
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UsageError(f"spec file {path} is not valid YAML{line}: {str(exc).splitlines()[0]}") from None
+    token = _LINES.set(key_lines(text))
+    try:
+        return parse_spec(doc, path)
+    finally:
+        _LINES.reset(token)
 
 
 def parse_spec(doc: Any, path: Path | None = None) -> ClusterSpecFile:
     """Check a spec already loaded from YAML (None: an empty file)."""
     where = f"spec file {path}" if path else "spec"
-    known = ("provider", "nodes", "setup", *REGISTRY)
+    known = ("provider", "nodes", "setup", "package", "services", *REGISTRY)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise UsageError(f"{where} must be a mapping", f"keys: {', '.join(known)}")
     unknown = sorted(shown(k) for k in doc if k not in known)
     if unknown:
-        raise UsageError(f"{where}: unknown key {', '.join(unknown)}", f"known: {', '.join(known)}")
+        raise UsageError(f"{_at(where, unknown[0])}: unknown key {', '.join(unknown)}", f"known: {', '.join(known)}")
     doc = {k: v for k, v in doc.items() if v is not None or k in REGISTRY}  # null: not given
 
     provider = doc.get("provider")
@@ -101,8 +123,115 @@ def parse_spec(doc: Any, path: Path | None = None) -> ClusterSpecFile:
     section = sections[0] if sections else None
     settings = _settings(where, section, doc[section]) if section else {}
     total, by_role = _nodes(where, doc.get("nodes"))
+    package, env = _package(where, doc.get("package"), path)
     return ClusterSpecFile(provider=provider, nodes=total, nodes_by_role=by_role, section=section,
-                           settings=settings, setup=_setup(where, doc.get("setup")), path=path)
+                           settings=settings, setup=_setup(where, doc.get("setup")), path=path,
+                           package=package, package_env=env, services=_services(where, doc.get("services")))
+
+
+_SERVICE_KEYS = ("name", "command", "node", "failover")
+_SERVICE_NAME = r"^[a-z][a-z0-9_-]{0,39}$"
+
+
+def _package(where: str, value: Any, path: Path | None) -> tuple[Path | None, dict[str, str]]:
+    """``package: DIR`` or ``package: {path: DIR, env: {K: V}}``; a relative path is relative to the
+    spec file's folder."""
+    if value is None:
+        return None, {}
+    if isinstance(value, str):
+        value = {"path": value}
+    if not isinstance(value, dict):
+        raise UsageError(f"{_at(where, 'package')}: 'package' must be a path or {{path: DIR, env: {{K: V}}}}, "
+                         f"got '{shown(value)}'")
+    unknown = sorted(shown(k) for k in value if k not in ("path", "env"))
+    if unknown:
+        raise UsageError(f"{_at(where, 'package', unknown[0])}: unknown key package.{', package.'.join(unknown)}",
+                         "known: path, env")
+    text = value.get("path")
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"{_at(where, 'package', 'path')}: package.path must be a path, got '{shown(text)}'")
+    env = value.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k)
+                                            and isinstance(v, str | int | float) and not isinstance(v, bool)
+                                            for k, v in env.items()):
+        raise UsageError(f"{_at(where, 'package', 'env')}: package.env must map variable names to values, "
+                         f"got '{shown(env)}'")
+    folder = path.parent if path else Path.cwd()
+    return (folder / Path(text).expanduser()), {k: str(v) for k, v in env.items()}
+
+
+def _services(where: str, value: Any) -> tuple[ServiceSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise UsageError(f"{_at(where, 'services')}: 'services' must be a list of {{name, command, node, failover}}")
+    out: list[ServiceSpec] = []
+    for i, item in enumerate(value):
+        at = f"services[{i}]"
+        if not isinstance(item, dict):
+            raise UsageError(f"{_at(where, 'services', i)}: {at} must be a mapping with name and command")
+        unknown = sorted(shown(k) for k in item if k not in _SERVICE_KEYS)
+        if unknown:
+            raise UsageError(f"{_at(where, 'services', i, unknown[0])}: unknown key {at}.{unknown[0]}",
+                             f"known: {', '.join(_SERVICE_KEYS)}")
+        name, command = item.get("name"), item.get("command")
+        if not isinstance(name, str) or not re.match(_SERVICE_NAME, name):
+            raise UsageError(f"{_at(where, 'services', i, 'name')}: {at}.name must be a name (a-z, 0-9, _ -), "
+                             f"got '{shown(name)}'")
+        if isinstance(command, str):
+            command = command.split()
+        if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+            raise UsageError(f"{_at(where, 'services', i, 'command')}: {at}.command must be a command line or a "
+                             f"list of words, got '{shown(command)}'")
+        node = item.get("node", "any")
+        failover = item.get("failover", True)
+        if not isinstance(node, str) or not node:
+            raise UsageError(f"{_at(where, 'services', i, 'node')}: {at}.node must be any, a role or a node name")
+        if not isinstance(failover, bool):
+            raise UsageError(f"{_at(where, 'services', i, 'failover')}: {at}.failover must be true or false, "
+                             f"got '{shown(failover)}'")
+        if name in {s.name for s in out}:
+            raise UsageError(f"{_at(where, 'services', i, 'name')}: service '{name}' is named twice")
+        out.append(ServiceSpec(name, tuple(command), node, failover))
+    return tuple(out)
+
+
+# The line of each key in the spec file being read (read_spec), for errors: path of keys -> line.
+_LINES: contextvars.ContextVar[dict[tuple[Any, ...], int] | None] = contextvars.ContextVar("spec_lines",
+                                                                                         default=None)
+
+
+def _at(where: str, *path: Any) -> str:
+    """``where`` with the line of ``path`` (or of its nearest parent) in the file being read."""
+    lines = _LINES.get() or {}
+    for n in range(len(path), 0, -1):
+        if path[:n] in lines:
+            return f"{where} line {lines[path[:n]]}"
+    return where
+
+
+def key_lines(text: str) -> dict[tuple[Any, ...], int]:
+    """Each key path of a YAML document (``("ec2", "region")``, ``("services", 0, "name")``) -> its line."""
+    out: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, child in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    out[(*path, key.value)] = key.start_mark.line + 1
+                    walk(child, (*path, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, child in enumerate(node.value):
+                out[(*path, i)] = child.start_mark.line + 1
+                walk(child, (*path, i))
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return out
+    if root is not None:
+        walk(root, ())
+    return out
 
 
 def _nodes(where: str, value: Any) -> tuple[int | None, dict[str, int] | None]:
@@ -111,16 +240,18 @@ def _nodes(where: str, value: Any) -> tuple[int | None, dict[str, int] | None]:
         return None, None
     if _whole(value):
         if value < 1:
-            raise UsageError(f"{where}: 'nodes' must be a whole number >= 1, got {value}")
+            raise UsageError(f"{_at(where, 'nodes')}: 'nodes' must be a whole number >= 1, got {value}")
         return value, None
     if not isinstance(value, dict) or not value:
-        raise UsageError(f"{where}: 'nodes' must be {shape}")
+        raise UsageError(f"{_at(where, 'nodes')}: 'nodes' must be {shape}")
     by_role: dict[str, int] = {}
     for role, count in value.items():
         if role not in ROLES:
-            raise UsageError(f"{where}: nodes: unknown node role '{shown(role)}'", f"node roles: {', '.join(ROLES)}")
+            raise UsageError(f"{_at(where, 'nodes', role)}: nodes: unknown node role '{shown(role)}'",
+                             f"node roles: {', '.join(ROLES)}")
         if not _whole(count) or count < 0:
-            raise UsageError(f"{where}: nodes.{role} must be a whole number >= 0, got '{shown(count)}'")
+            raise UsageError(f"{_at(where, 'nodes', role)}: nodes.{role} must be a whole number >= 0, "
+                             f"got '{shown(count)}'")
         by_role[role] = count
     if sum(by_role.values()) < 1:
         raise UsageError(f"{where}: 'nodes' adds up to 0", "give at least one node")
@@ -136,9 +267,10 @@ def _settings(where: str, provider: str, value: Any) -> dict[str, Any]:
                          f"known: {', '.join(declared)}" if declared else f"provider {provider} takes none")
     unknown = sorted(shown(k) for k in value if k not in declared)
     if unknown:
-        raise UsageError(f"{where}: unknown {provider} setting {', '.join(unknown)}",
+        raise UsageError(f"{_at(where, provider, unknown[0])}: unknown {provider} setting {', '.join(unknown)}",
                          f"known: {', '.join(declared)}" if declared else f"provider {provider} takes none")
-    return {key: declared[key].coerce(v, f"{where}: {provider}.{key}") for key, v in value.items() if v is not None}
+    return {key: declared[key].coerce(v, f"{_at(where, provider, key)}: {provider}.{key}")
+            for key, v in value.items() if v is not None}
 
 
 def _setup(where: str, value: Any) -> dict[str, tuple[str, ...]]:
@@ -150,10 +282,12 @@ def _setup(where: str, value: Any) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for group, roles in value.items():
         if group not in SETUP_GROUPS:
-            raise UsageError(f"{where}: setup: unknown node role '{shown(group)}'", f"known: {', '.join(SETUP_GROUPS)}")
+            raise UsageError(f"{_at(where, 'setup', group)}: setup: unknown node role '{shown(group)}'",
+                             f"known: {', '.join(SETUP_GROUPS)}")
         roles = [] if roles is None else roles
         if not isinstance(roles, list):
-            raise UsageError(f"{where}: setup.{group} must be a list of role names, got '{shown(roles)}'")
+            raise UsageError(f"{_at(where, 'setup', group)}: setup.{group} must be a list of role names, "
+                             f"got '{shown(roles)}'")
         for role in roles:
             if not isinstance(role, str) or not _ROLE_NAME_RE.match(role):
                 raise UsageError(f"{where}: setup.{group}: invalid role name '{shown(role)}'",
@@ -189,6 +323,26 @@ def json_schema() -> dict[str, Any]:
                       "properties": {group: {"type": ["array", "null"],
                                              "items": {"type": "string", "pattern": _ROLE_NAME}}
                                      for group in SETUP_GROUPS}},
+            "package": {"description": "The code every node runs: a folder or tarball with vcloud-launch "
+                                       "(relative to the spec file), or {path, env}. `vca up` injects it when it "
+                                       "changed.",
+                        "anyOf": [{"type": "string", "minLength": 1},
+                                  {"type": "object", "additionalProperties": False, "required": ["path"],
+                                   "properties": {"path": {"type": "string", "minLength": 1},
+                                                  "env": {"type": ["object", "null"],
+                                                          "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                                          "additionalProperties": {"type": ["string", "number"]}}}},
+                                  {"type": "null"}]},
+            "services": {"description": "Commands kept running on the cluster, moved when their node fails.",
+                         "type": ["array", "null"],
+                         "items": {"type": "object", "additionalProperties": False, "required": ["name", "command"],
+                                   "properties": {
+                                       "name": {"type": "string", "pattern": _SERVICE_NAME},
+                                       "command": {"anyOf": [{"type": "string", "minLength": 1},
+                                                             {"type": "array", "minItems": 1,
+                                                              "items": {"type": "string"}}]},
+                                       "node": {"type": "string", "minLength": 1},
+                                       "failover": {"type": "boolean"}}}},
             **sections,
         },
         # A provider's section only with that provider, and at most one section.

@@ -4,6 +4,7 @@ both derived from the providers' declared settings."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from vcloud_ansible.errors import UsageError
-from vcloud_ansible.spec import ClusterSpecFile, json_schema, parse_spec, read_spec
+from vcloud_ansible.spec import ClusterSpecFile, ServiceSpec, json_schema, parse_spec, read_spec
 
 EXAMPLE = """\
 provider: ec2
@@ -96,8 +97,9 @@ def test_empty_and_null_values_mean_not_given(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("doc", "words"), [
-    ([1, 2], "spec must be a mapping: keys: provider, nodes, setup, local, ec2"),
-    ({"size": 4, "colour": 1}, "spec: unknown key colour, size: known: provider, nodes, setup, local, ec2"),
+    ([1, 2], "spec must be a mapping: keys: provider, nodes, setup, package, services, local, ec2, static"),
+    ({"size": 4, "colour": 1},
+     "spec: unknown key colour, size: known: provider, nodes, setup, package, services, local, ec2, static"),
     ({"provider": "gce"}, "spec: unknown provider 'gce': choose one of: local, ec2"),
     ({"provider": ["ec2"]}, "unknown provider"),
     ({"provider": "local", "ec2": {"region": "eu-west-1"}},
@@ -141,7 +143,7 @@ def test_refused_specs(doc: Any, words: str) -> None:
 
 def test_errors_name_the_file(tmp_path: Path) -> None:
     path = _spec(tmp_path, "ec2:\n  ssh_timeout: soon\n")
-    with pytest.raises(UsageError, match=f"spec file {path}: ec2.ssh_timeout must be a whole number"):
+    with pytest.raises(UsageError, match=f"spec file {path} line 2: ec2.ssh_timeout must be a whole number"):
         read_spec(path)
     path.write_text("provider: local\nnodes: {head: 2}\n")
     with pytest.raises(UsageError, match=f"spec file {path}: nodes by role \\(head: 2\\) cannot be provisioned"):
@@ -174,8 +176,8 @@ def test_schema_structure_follows_the_declarations() -> None:
     schema = json_schema()
     props = schema["properties"]
     assert schema["additionalProperties"] is False
-    assert set(props) == {"provider", "nodes", "setup", "local", "ec2"}
-    assert props["provider"]["enum"] == ["local", "ec2", None]
+    assert set(props) == {"provider", "nodes", "setup", "package", "services", "local", "ec2", "static"}
+    assert props["provider"]["enum"] == ["local", "ec2", "static", None]
     assert list(props["ec2"]["properties"]) == [s.key for s in SETTINGS]
     assert props["ec2"]["additionalProperties"] is False and props["local"]["properties"] == {}
     assert props["ec2"]["properties"]["ssh_via"]["anyOf"][0] == {"enum": ["public", "private", "tag"]}
@@ -202,6 +204,12 @@ VALID: list[Any] = [
     {"provider": "local", "nodes": 3},
     {"ec2": {"region": "us-east-1", "tags": "a=b c=d", "spot": "yes", "ssh_timeout": "30", "lifetime": 0}},
     {"provider": "ec2", "ec2": None, "setup": {"dev": None}},
+    {"provider": "static", "static": {"user": "ops", "port": 2222, "hosts": [
+        "10.0.0.5", "ops@10.0.0.6:2222", {"host": "10.0.0.7", "capabilities": ["redis"], "role": "head"}]}},
+    {"nodes": 3, "package": "app/", "services": [{"name": "web", "command": "python3 -m http.server 8080"},
+                                                 {"name": "q", "command": ["redis-server"], "node": "head",
+                                                  "failover": False}]},
+    {"package": {"path": "app", "env": {"GREETING": "hi", "N": 3}}},
 ]
 INVALID: list[Any] = [
     {"size": 4},
@@ -221,6 +229,16 @@ INVALID: list[Any] = [
     {"setup": {"gpu": ["x"]}},
     {"setup": {"all": "common"}},
     {"setup": {"all": ["../evil"]}},
+    {"package": 3},
+    {"package": {"path": "app", "colour": 1}},
+    {"package": {"path": "app", "env": {"1BAD": "x"}}},
+    {"services": {"web": "x"}},
+    {"services": [{"name": "web"}]},
+    {"services": [{"name": "web", "command": "x", "replicas": 2}]},
+    {"services": [{"name": "web", "command": "x", "failover": "sometimes"}]},
+    {"services": [{"name": "Web!", "command": "x"}]},
+    {"static": {"hosts": [{"host": "h", "gpus": 1}]}},
+    {"static": {"port": "ssh"}},
 ]
 
 
@@ -250,3 +268,45 @@ def _validator() -> Any:
         return None
     jsonschema.Draft202012Validator.check_schema(json_schema())
     return jsonschema.Draft202012Validator(json_schema())
+
+
+def test_lines_of_keys_in_errors(tmp_path: Path) -> None:
+    path = _spec(tmp_path, "nodes: 3\npackage: app\nservices:\n  - name: web\n    command: x\n    replicas: 2\n")
+    with pytest.raises(UsageError) as exc:
+        read_spec(path)
+    assert exc.value.one_line() == (f"spec file {path} line 6: unknown key services[0].replicas: "
+                                    "known: name, command, node, failover")
+    path.write_text("nodes: 2\ncolour: blue\n")
+    with pytest.raises(UsageError, match=f"spec file {path} line 2: unknown key colour"):
+        read_spec(path)
+    path.write_text("nodes: 2\nec2:\n  region: x\n  spot: maybe\n")
+    with pytest.raises(UsageError, match=f"spec file {path} line 4: ec2.spot must be true or false"):
+        read_spec(path)
+    path.write_text("nodes: [2\n")
+    with pytest.raises(UsageError, match="is not valid YAML \\(line 2\\)"):
+        read_spec(path)
+
+
+def test_package_and_services_are_typed(tmp_path: Path) -> None:
+    path = _spec(tmp_path, "package: {path: app, env: {N: 3}}\nservices:\n  - {name: web, command: a b}\n")
+    spec = read_spec(path)
+    assert spec.package == tmp_path / "app" and spec.package_env == {"N": "3"}
+    assert spec.services == (ServiceSpec("web", ("a", "b")),)
+
+
+def _readme_specs() -> list[str]:
+    """Every YAML block of README.md that is a spec file (it starts with a spec key)."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```ya?ml\n(.*?)```", text, re.S)
+    return [b for b in blocks if re.match(r"^(provider|nodes|setup|package|services|local|ec2|static):", b, re.M)]
+
+
+def test_every_readme_spec_passes_reader_and_schema() -> None:
+    specs = _readme_specs()
+    assert specs, "README.md shows spec files in ```yaml blocks"
+    validator = _validator()
+    for text in specs:
+        doc = yaml.safe_load(text)
+        parse_spec(doc)
+        if validator is not None:
+            assert list(validator.iter_errors(doc)) == [], text

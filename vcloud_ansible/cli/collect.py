@@ -10,7 +10,7 @@ import click
 
 from ..collect.node_script import COMPRESSIONS
 from ..errors import UsageError
-from .context import App, parse_indexes, pass_app
+from .context import App, node_option, parse_indexes, pass_app
 
 if TYPE_CHECKING:
     from ..collect.run import CollectResult, S3Result
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("remote", required=False, metavar="REMOTE")
 @click.argument("local", required=False, metavar="[LOCAL]")
-@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+@node_option(metavar="N",
               help="Only these nodes: index, list or range (1,3 or 2-5), name (<cluster>-2), role (head, dev, "
                    "workers) or address; repeatable. Default: every node.")
 @click.option("--suffix", is_flag=True,

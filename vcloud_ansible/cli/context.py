@@ -8,9 +8,9 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -18,6 +18,8 @@ from rich.console import Console
 from ..cluster import Cluster
 from ..errors import UsageError
 from ..node import NodeRefs
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -96,6 +98,31 @@ REF = re.compile(r"[A-Za-z][A-Za-z0-9._-]*|\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f]*:[0
 REF_HELP = ("a node index (3), range (2-5), name (<cluster>-3), role (head, dev, worker(s)) or address")
 
 
+WHERE_META = "vca.where"  # where --where's values wait for parse_indexes (click's context meta)
+CAP = re.compile(r"[A-Za-z0-9_]{1,63}")  # as static hosts declare them: an inventory group cap_<name>
+
+
+def _keep_where(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    caps = [c.strip() for v in values for c in v.split(",") if c.strip()]
+    for c in caps:
+        if not CAP.fullmatch(c):
+            raise click.BadParameter(f"a capability is a name (letters, digits, _), got '{c}'", ctx, param)
+    ctx.meta[WHERE_META] = tuple(dict.fromkeys(caps))
+
+
+def node_option(help: str, metavar: str = "N") -> Callable[[F], F]:
+    """``--node/-n`` (repeatable) and ``--where CAP`` for a command that works on some nodes: one
+    place, so every such command selects nodes the same way. The command receives ``nodes`` and hands
+    it to ``parse_indexes``, which adds the capabilities ``--where`` named."""
+    def decorate(fn: F) -> F:
+        fn = click.option("--where", "-w", multiple=True, metavar="CAP", expose_value=False, callback=_keep_where,
+                          help="Only nodes with capability CAP (static hosts' \"capabilities\"; inventory "
+                               "group cap_CAP); repeatable or comma separated: every one is needed. "
+                               "With --node: among the nodes named.")(fn)
+        return click.option("--node", "-n", "nodes", multiple=True, metavar=metavar, help=help)(fn)
+    return decorate
+
+
 def parse_indexes(values: tuple[str, ...]) -> NodeRefs:
     """--node 1 --node 3,4 --node 5-7 --node head -> ranges (1-1, 3-3, 4-4, 5-7) and refs ('head'),
     in the order given.
@@ -120,7 +147,8 @@ def parse_indexes(values: tuple[str, ...]) -> NodeRefs:
             if last < first:
                 raise click.UsageError(f"node range '{part}' is reversed: write {last}-{first}")
             out.append((first, last))
-    return NodeRefs(out, refs)
+    ctx = click.get_current_context(silent=True)
+    return NodeRefs(out, refs, ctx.meta.get(WHERE_META, ()) if ctx else ())
 
 
 def single_index(text: str, verb: str) -> int | str:

@@ -9,13 +9,13 @@ import click
 
 from ..errors import VcaError
 from ..release.inject import parse_env
-from .context import SECONDS, App, Seconds, exec_argv, parse_indexes, pass_app, single_index
+from .context import SECONDS, App, Seconds, exec_argv, node_option, parse_indexes, pass_app, single_index
 from .render import summarize
 
 
 @click.command()
 @click.argument("package", type=click.Path(path_type=Path))
-@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+@node_option(metavar="N",
               help="Only these nodes: index, list or range (1,3 or 2-5), name (<cluster>-2), role (head, dev, "
                    "workers) or address; repeatable. Default: every node.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE",
@@ -162,7 +162,7 @@ def attach(app: App, node: str, use_tmux: bool, proc: int) -> None:
 
 
 @click.command()
-@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+@node_option(metavar="N",
               help="Only these nodes (index, range, name, role or address). Default: every node.")
 @click.option("--grace", default=10, show_default=True, type=click.IntRange(0, 3600),
               help="Seconds between SIGTERM and SIGKILL.")
@@ -174,7 +174,7 @@ def stop(app: App, nodes: tuple[str, ...], grace: int) -> None:
 
 
 @click.command("wait")
-@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+@node_option(metavar="N",
               help="Wait for these nodes only (index, list or range; repeatable). Default: every node.")
 @click.option("--timeout", default=3600.0, show_default=True, type=SECONDS,
               help="Give up after this many seconds (exit 1).")

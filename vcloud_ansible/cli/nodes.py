@@ -12,7 +12,7 @@ from ..cluster import GONE, expiry_warning, format_uptime
 from ..release.inject import JobState, job_details
 from ..remote.ssh import ExecResult
 from ..storage import init_script
-from .context import SECONDS, App, exec_argv, parse_indexes, pass_app, single_index
+from .context import SECONDS, App, exec_argv, node_option, parse_indexes, pass_app, single_index
 from .render import summarize
 
 STATE_STYLE = {"up": "green", "running": "green", "unreachable": "yellow", "down": "red", "terminated": "red"}
@@ -113,7 +113,7 @@ def connect(app: App, node: str, command: tuple[str, ...]) -> None:
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
-@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+@node_option(metavar="N",
               help="Node index, list or range (1,3 or 2-5), name (<cluster>-2), role (head, dev, workers) or "
                    "address; repeatable. Default: every node.")
 @click.option("--all", "all_nodes", is_flag=True, help="Every node (the default).")

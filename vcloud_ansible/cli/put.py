@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from .context import App, parse_indexes, pass_app
+from .context import App, node_option, parse_indexes, pass_app
 
 
 @click.command()
 @click.argument("local", type=click.Path(path_type=Path))
 @click.argument("remote")
-@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+@node_option(metavar="N",
               help="Only these nodes (index, list or range; repeatable). Default: every node.")
 @click.option("--timeout", default=0, type=click.IntRange(0), metavar="SECONDS",
               help="Seconds one node may take before it counts as failed (default: no limit).")

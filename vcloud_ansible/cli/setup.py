@@ -8,11 +8,11 @@ import click
 from rich.table import Table
 
 from ..errors import UsageError
-from .context import App, parse_indexes, pass_app
+from .context import App, node_option, parse_indexes, pass_app
 
 
 @click.command()
-@click.option("--node", "-n", "nodes", multiple=True, metavar="N",
+@node_option(metavar="N",
               help="Only these nodes: index, list or range (1,3 or 2-5), name (<cluster>-2), role (head, dev, "
                    "workers) or address; repeatable. Default: every node.")
 @click.option("--add", "add", default=None, metavar="ROLE",

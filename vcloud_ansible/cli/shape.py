@@ -10,7 +10,7 @@ import click
 
 from ..errors import UsageError
 from ..node import Node
-from .context import App, parse_indexes, pass_app
+from .context import App, node_option, parse_indexes, pass_app
 
 
 def _confirm(app: App, yes: bool, verb: str, cluster: str) -> Callable[[list[Node]], None]:
@@ -100,7 +100,7 @@ def resize(app: App, total: int, force: bool, yes: bool, as_json: bool) -> None:
 
 @click.command()
 @click.argument("action", type=click.Choice(["off", "on"]))
-@click.option("--node", "-n", "nodes", multiple=True, metavar="NODE",
+@node_option(metavar="NODE",
               help="Only these nodes: index, list or range, name (<cluster>-2), role (head, dev, workers) or "
                    "address; repeatable. Default: every node.")
 @pass_app

@@ -20,6 +20,7 @@ from .settings import Setting, check_known
 REGISTRY: dict[str, str | type[Provider]] = {
     "local": f"{__name__}.local:LocalProvider",
     "ec2": f"{__name__}.ec2.provider:Ec2Provider",
+    "static": f"{__name__}.static.provider:StaticProvider",
 }
 PROVIDERS = tuple(REGISTRY)
 

@@ -89,6 +89,12 @@ def render_inventory(state: ClusterState, nodes: list[Node]) -> str:
     group_role = {"head": "head", "workers": "worker", "dev": "dev", "role_head": "head", "role_worker": "worker",
                   "role_dev": "dev"}
     groups = {g: {h: None for h, v in hosts.items() if v["vca_role"] == r} for g, r in group_role.items()}
+    # By capability (static hosts): cap_<capability>, for plays and for --where.
+    for cap in sorted({c for n in nodes for c in n.capabilities}):
+        groups[f"cap_{cap}"] = {n.name: None for n in nodes if cap in n.capabilities}
+    for n in nodes:
+        if n.capabilities:
+            hosts[n.name]["vca_capabilities"] = list(n.capabilities)
     doc = {
         "all": {
             "vars": {

@@ -75,13 +75,13 @@ def _invoke(argv: list[str], env: dict[str, str] | None = None) -> Any:
 
 
 def test_registry_names_classes_and_settings() -> None:
-    assert providers.PROVIDERS == ("local", "ec2")
+    assert providers.PROVIDERS == ("local", "ec2", "static")
     assert provider_class("local").settings == ()
     assert get_provider("ec2").name == "ec2"
     ec2 = provider_class("ec2").settings
     assert [s.provider for s in ec2] == ["ec2"] * len(ec2)
-    assert declared_settings() == ec2
-    assert _refused(get_provider, "gce") == "unknown provider 'gce': choose one of: local, ec2"
+    assert declared_settings() == ec2 + provider_class("static").settings
+    assert _refused(get_provider, "gce") == "unknown provider 'gce': choose one of: local, ec2, static"
 
 
 def test_declared_flags_do_not_clash() -> None:
@@ -98,14 +98,15 @@ def test_declared_flags_do_not_clash() -> None:
 def test_a_registered_provider_gets_its_flags(fake_registered: None, monkeypatch: pytest.MonkeyPatch) -> None:
     res = _invoke(["provision", "--help"], env={"COLUMNS": "300"})
     text = " ".join(res.output.split())
-    assert "[local|ec2|fake]" in text
+    assert "[local|ec2|static|fake]" in text
     assert "--zone ZONE [fake] Where nodes live. (env VCA_FAKE_ZONE)" in text
     assert "--gpus N [fake] GPUs per node. Default: 0. (env VCA_FAKE_GPUS)" in text
     assert "--fast / --no-fast [fake] Go fast. (env VCA_FAKE_FAST)" in text
     assert "--label K=V [fake] Label; repeatable. (env VCA_FAKE_LABELS)" in text
     assert "--flavour [plain|spicy]" in text
     assert ("--user USER [ec2] Login user of the image (admin on Debian images). Default: admin. "
-            "(env VCA_EC2_USER) [fake] Login user. (env VCA_FAKE_USER)") in text
+            "(env VCA_EC2_USER) [static] Login user of hosts that name none. Default: root. (env VCA_STATIC_USER) "
+            "[fake] Login user. (env VCA_FAKE_USER)") in text
     assert "--region TEXT [ec2] AWS region" in text  # the other providers' flags stay
 
     calls: list[tuple[Any, ...]] = []
@@ -143,7 +144,7 @@ def test_settings_for_another_provider_are_refused(fake_registered: None) -> Non
     assert _refused(check_settings, "local", {"region": "eu-west-1", "tags": ("a=b",)}) == (
         "provider 'local' takes no settings (--region, --tag): those options apply to provider ec2")
     assert _refused(check_settings, "local", {"zone": "z", "user": "me"}) == (
-        "provider 'local' takes no settings (--user, --zone): those options apply to providers ec2, fake")
+        "provider 'local' takes no settings (--user, --zone): those options apply to providers ec2, fake, static")
     assert _refused(check_settings, "local", {"colour": "blue"}) == "provider 'local' takes no settings (--colour)"
     assert _refused(check_settings, "ec2", {"zone": "z", "region": "eu-west-1"}).startswith(
         "unknown ec2 setting zone: known: region, image, ")
