@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -30,23 +31,35 @@ def test_interrupt_kills_what_runs_and_cancels_the_rest() -> None:
             procs.append(proc)
         return proc.wait()
 
+    interrupted: list[float] = []
+
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        interrupted.append(time.monotonic())
         raise KeyboardInterrupt
 
+    def interrupt_when_all_started() -> None:  # not a fixed pause: a loaded machine starts them slowly
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with lock:
+                if len(started) >= sshexec.MAX_PARALLEL:
+                    break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGALRM)
+
     previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 2.0)  # time for all 32 to start
-    began = time.monotonic()
+    watcher = threading.Thread(target=interrupt_when_all_started, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             sshexec.parallel(work, list(range(40)))
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        watcher.join(35)
         signal.signal(signal.SIGALRM, previous)
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert time.monotonic() - began < 10
+    assert time.monotonic() - interrupted[0] < 5  # the 30 s sleeps were killed, not waited for
     assert len(started) == sshexec.MAX_PARALLEL
     assert all(p.returncode == -signal.SIGKILL for p in procs)
     # the next parallel() runs normally: the interrupt is over
