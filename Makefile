@@ -48,8 +48,11 @@ lint: venv
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q
 
+# Two test processes, each with its own lab network and whole modules (a module's shared cluster stays
+# in one process): the end-to-end tests mostly wait on nodes, so two at once fit in two cores.
+TEST_WORKERS ?= 2
 test: host-deps venv lint
-	$(BIN)/python -m pytest -q --timeout=600 --durations=15
+	$(BIN)/python -m pytest -q --timeout=600 --durations=20 -n $(TEST_WORKERS) --dist loadfile
 
 # A small local cluster end to end; it is torn down even when a step fails.
 demo: host-deps venv
