@@ -51,3 +51,53 @@ def guard(app: App, idle_stop: str | None, idle_action: str | None, lifetime: st
     if result.failed:
         raise RemoteFailed.naming("setting the guard", result.failed, len(result.nodes) + len(result.failed),
                                   "run `vca guard` again once the nodes answer")
+
+
+@click.command()
+@click.option("--region", "regions", multiple=True, metavar="REGION",
+              help="Where to look (repeatable). Default: the regions of the EC2 clusters known here and "
+                   "AWS_REGION.")
+@click.option("--yes", is_flag=True, help="Remove what is listed (without it: a dry run, nothing changes).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: what was found, removed, and failed.")
+@pass_app
+def gc(app: App, regions: tuple[str, ...], yes: bool, as_json: bool) -> None:
+    """List (and with --yes remove) what vca left in the cloud.
+
+    Looks only at resources tagged vca:cluster (instances, security groups, launch templates, key pairs,
+    open spot requests): those of a cluster this machine does not know (torn down, forgotten, or made
+    elsewhere), of a cluster whose provision was killed before any node came up, and instances past
+    their vca:expires-at (a cluster whose every instance expired goes whole). Nothing without the tag
+    is ever touched. A dry run by default.
+
+    \b
+      vca gc                          # what would go, and why
+      vca gc --region eu-west-1 --region us-east-1 --yes
+      vca gc --json
+    """
+    from ..guard.gc import gc as run_gc
+
+    result = run_gc(list(regions), yes, app.say)
+    if as_json:
+        click.echo(json.dumps({"found": [asdict(x) for x in result.found],
+                               "removed": [asdict(x) for x in result.removed], "failed": result.failed,
+                               "forgotten": result.forgotten, "dry_run": not yes}))
+    else:
+        for x in result.found:
+            click.echo(f"{x.region}  {x.kind:<15} {x.id:<24} {x.cluster:<20} {x.reason}"
+                       + (f" ({x.state})" if x.state else ""))
+    if not result.found:
+        app.say("nothing to collect: every vca-tagged resource belongs to a live cluster known here")
+    elif not yes:
+        counts = result.counts(result.found)
+        app.say(f"dry run: {_counted(counts)} would be removed; `vca gc --yes` removes exactly these")
+    else:
+        app.say(f"removed {_counted(result.counts(result.removed))}"
+                + (f"; forgot cluster{'s' if len(result.forgotten) != 1 else ''} {', '.join(result.forgotten)}"
+                   if result.forgotten else ""))
+    if result.failed:
+        raise RemoteFailed.naming("removing", result.failed, len(result.found), "run `vca gc --yes` again",
+                                  noun="resources")
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items()) or "nothing"
