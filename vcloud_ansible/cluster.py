@@ -601,7 +601,8 @@ class Cluster:
         return out
 
     def guard(self, idle_stop: str | None = None, idle_action: str | None = None, lifetime: str | None = None,
-              *, interval: int | None = None, say: Say = _quiet) -> GuardResult:
+              *, interval: int | None = None, imds: str | None = None, spot_watch: str | None = None,
+              say: Say = _quiet) -> GuardResult:
         """Change the cost guard of the running cluster in one go (None: leave as it is): ``idle_stop``
         ('30m', '0'), ``idle_action`` ('stop' or 'terminate'), ``lifetime`` ('+4h' from now, '0' never).
         Stored with the cluster (nodes added later get it), set on the cloud side (EC2: the
@@ -611,7 +612,8 @@ class Cluster:
         from .guard.apply import GuardChange, GuardResult, ec2_apply, push
         from .guard.settings import GuardSettings, describe
 
-        change = GuardChange.parse(idle_stop, idle_action, lifetime, interval)  # bad input: nothing changed
+        # bad input: nothing changed
+        change = GuardChange.parse(idle_stop, idle_action, lifetime, interval, imds, spot_watch)
         with self.state.lock("guard", say):
             record = self.record
             settings = change.applied_to(GuardSettings.of(record.provider, record.guard), time.time())

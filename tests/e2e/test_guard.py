@@ -114,3 +114,86 @@ def test_expiry_checkpoints_a_running_job_then_powers_off(shared: Shared, tmp_pa
     time.sleep(3)
     g = rows(shared)[0]
     assert g["state"] == "up" and g["guard"]["expires_at"] == 0, g  # type: ignore[index]
+
+
+IMDS_STAND_IN = r'''
+import http.server, json, os, time
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def reply(self, code, body=b""):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self):  # IMDSv2: a session token first
+        ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+        self.reply(200, b"stand-in-token") if ok else self.reply(400)
+
+    def do_GET(self):
+        if self.headers.get("X-aws-ec2-metadata-token") != "stand-in-token":
+            return self.reply(401)
+        if self.path == "/latest/meta-data/spot/instance-action" and os.path.exists("/tmp/notice"):
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.stat("/tmp/notice").st_mtime + 120))
+            return self.reply(200, json.dumps({"action": "terminate", "time": at}).encode())
+        self.reply(404)
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", 18080), Handler).serve_forever()
+'''
+
+
+def test_spot_notice_checkpoints_uploads_and_shows_interrupted(shared: Shared, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A metadata stand-in on node 0's own loopback announces the interruption: the guard runs
+    vca-checkpoint, uploads what it named to the cluster's bucket (moto on the bridge's host address,
+    through a presigned URL: the node holds no credentials) and `vca status` shows it interrupted."""
+    import tarfile
+
+    import boto3
+    from moto_fixtures import aws_env, start_moto
+
+    from vcloud_ansible.lab.config import LabConfig
+
+    c, env, _ = shared
+    for k in ("VCA_LAB_BRIDGE", "VCA_LAB_SUBNET", "VCA_LAB_DIR"):
+        monkeypatch.setenv(k, env[k])
+    gateway = LabConfig.from_env().gateway
+    server = start_moto(tmp_path / "moto", ami_validation=False, host=gateway)
+    try:
+        aws = {**aws_env(server.url, tmp_path), "NO_PROXY": f"127.0.0.1,localhost,{gateway}"}
+        aws["no_proxy"] = aws["NO_PROXY"]
+        s3 = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing").client(
+            "s3", region_name="us-east-1", endpoint_url=server.url)
+        s3.create_bucket(Bucket="ckpts")
+        group_vars = Path(env["VCA_HOME"]) / "clusters" / c / "group_vars"
+        group_vars.mkdir(exist_ok=True)
+        (group_vars / "all.yml").write_text("vca_data_bucket: ckpts\n")
+        pkg = package(tmp_path, "spot", "exec sleep 600\n",
+                      'date +%s > ckpt.txt\necho "$VCA_CHECKPOINT_REASON $VCA_CHECKPOINT_DEADLINE" >> ckpt.txt\n'
+                      'echo ckpt.txt\n')
+        (tmp_path / "imds.py").write_text(IMDS_STAND_IN)
+        sv(shared, "inject", str(pkg), "--node", "0", "--restart")
+        sv(shared, "put", str(tmp_path / "imds.py"), "/tmp/imds.py", "--node", "0")
+        sv(shared, "connect", "0", "--", "setsid nohup python3 /tmp/imds.py >/dev/null 2>&1 </dev/null &")
+        res = vca("-c", c, "guard", "--imds", "http://127.0.0.1:18080", "--spot-watch", "on", "--interval", "1",
+                  env={**env, **aws})
+        assert "set on 1 node" in res.stderr, res.stderr
+        sv(shared, "connect", "0", "--", "touch /tmp/notice")
+        notice = int(sv(shared, "connect", "0", "--", "stat -c %Y /tmp/notice").stdout)
+        wait_for("node 0 interrupted", lambda: rows(shared)[0]["guard"]["state"] == "interrupted", 60)  # type: ignore[index]
+        g = rows(shared)[0]["guard"]
+        assert g["interrupted"] - notice <= 10 and g["checkpoint"] == "0", g  # type: ignore[index]
+        body = s3.get_object(Bucket="ckpts", Key=f"{c}/checkpoints/{c}-0.tar.gz")["Body"].read()
+        (tmp_path / "ckpt.tar.gz").write_bytes(body)
+        with tarfile.open(tmp_path / "ckpt.tar.gz") as tar:
+            f = tar.extractfile("ckpt.txt")
+            assert f is not None
+            ran, why = f.read().decode().splitlines()
+        assert 0 <= int(ran) - notice <= 10 and why.split()[0] == "spot", (ran, why)
+        assert int(why.split()[1]) <= notice + 120  # the deadline: the notice's time, less a margin
+        assert "interrupted" in sv(shared, "status").stdout
+    finally:
+        server.stop()

@@ -25,10 +25,14 @@ from .context import App, pass_app
                    "off even if a job runs. Default: ec2 --lifetime of provision (24h), never on the lab.")
 @click.option("--interval", type=click.IntRange(1, 3600), hidden=True,
               help="Seconds between the guard's looks on a node (30).")
+@click.option("--imds", metavar="URL", hidden=True,
+              help="The instance metadata service the spot watch asks (default EC2's own).")
+@click.option("--spot-watch", type=click.Choice(["auto", "on", "off"]), hidden=True,
+              help="Watch for spot interruption notices: on spot instances (auto), on every node, or none.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: the settings and what each node said.")
 @pass_app
 def guard(app: App, idle_stop: str | None, idle_action: str | None, lifetime: str | None, interval: int | None,
-          as_json: bool) -> None:
+          imds: str | None, spot_watch: str | None, as_json: bool) -> None:
     """Change the cost guard of a running cluster: the nodes and the cloud tags, in one command.
 
     Every node runs a guard (the vca-guard service, installed by vca) that acts without this machine:
@@ -44,7 +48,8 @@ def guard(app: App, idle_stop: str | None, idle_action: str | None, lifetime: st
       vca guard --lifetime 0 --idle-stop 0      # no guard at all
     """
     cluster = app.cluster()
-    result = cluster.guard(idle_stop, idle_action, lifetime, interval=interval, say=app.say)
+    result = cluster.guard(idle_stop, idle_action, lifetime, interval=interval, imds=imds, spot_watch=spot_watch,
+                           say=app.say)
     if as_json:
         click.echo(json.dumps({"settings": asdict(result.settings), "nodes": result.nodes,
                                "failed": result.failed, "tagged": result.tagged}))

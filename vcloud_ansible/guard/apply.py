@@ -9,11 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import UsageError
 from ..node import Node
 from ..remote.ssh import run_all
 from ..state import ClusterState
 from .node import install_lines, script
-from .settings import GuardSettings, check_action, conf_text, parse_duration, parse_lifetime
+from .settings import GuardSettings, check_action, conf_text, parse_duration, parse_lifetime, upload_urls
 
 Say = Callable[[str], None]
 
@@ -26,14 +27,20 @@ class GuardChange:
     idle_action: str | None = None
     lifetime: int | None = None  # seconds from now; 0: never expires
     interval: int | None = None
+    imds: str | None = None
+    spot_watch: str | None = None
 
     @classmethod
     def parse(cls, idle_stop: str | None = None, idle_action: str | None = None, lifetime: str | None = None,
-              interval: int | None = None) -> GuardChange:
+              interval: int | None = None, imds: str | None = None, spot_watch: str | None = None) -> GuardChange:
+        if spot_watch is not None and spot_watch not in ("auto", "on", "off"):
+            raise UsageError(f"invalid spot watch '{spot_watch}'", "use auto, on or off")
+        if imds and not imds.startswith(("http://", "https://")):
+            raise UsageError(f"invalid metadata endpoint '{imds}'", "give a URL such as http://169.254.169.254")
         return cls(idle_stop=None if idle_stop is None else parse_duration(idle_stop, "idle stop"),
                    idle_action=None if idle_action is None else check_action(idle_action),
                    lifetime=None if lifetime is None else parse_lifetime(lifetime),
-                   interval=interval)
+                   interval=interval, imds=imds, spot_watch=spot_watch)
 
     def applied_to(self, s: GuardSettings, now: float) -> GuardSettings:
         out = GuardSettings(**s.to_record())
@@ -45,6 +52,10 @@ class GuardChange:
             out.expires_at = float(int(now) + self.lifetime) if self.lifetime else 0.0
         if self.interval is not None:
             out.interval = max(1, self.interval)
+        if self.imds is not None:
+            out.imds = self.imds.rstrip("/")
+        if self.spot_watch is not None:
+            out.spot_watch = self.spot_watch
         return out
 
 
@@ -60,7 +71,15 @@ def push_lines(state: ClusterState, nodes: Sequence[Node]) -> str:
     """For the membership push: the guard with the cluster's settings on every node it reaches."""
     record = state.load()
     settings = GuardSettings.of(record.provider, getattr(record, "guard", None))
-    return install_lines(conf_text(settings, state.name, nodes))
+    return install_lines(conf_text(settings, state.name, nodes), _urls(state, nodes))
+
+
+def _urls(state: ClusterState, nodes: Sequence[Node]) -> str:
+    """Upload URLs for the spot checkpoint when the cluster has a bucket (vca_data_bucket)."""
+    from ..release.contract import cluster_vars
+
+    bucket = str(cluster_vars(state.dir, "-").get("vca_data_bucket") or "")
+    return upload_urls(bucket, state.name, nodes) if bucket else ""
 
 
 def push(state: ClusterState, settings: GuardSettings, nodes: Sequence[Node]) -> tuple[dict[str, str], dict[str, str]]:
@@ -68,7 +87,7 @@ def push(state: ClusterState, settings: GuardSettings, nodes: Sequence[Node]) ->
     live = [n for n in nodes if n.state == "running"]
     said: dict[str, str] = {}
     failed: dict[str, str] = {}
-    for r in run_all(state, live, script(conf_text(settings, state.name, nodes)), timeout=60):
+    for r in run_all(state, live, script(conf_text(settings, state.name, nodes), _urls(state, nodes)), timeout=60):
         lines = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
         if r.rc != 0 or "guard_error" in lines or "error" in lines:
             failed[r.node.name] = (lines.get("guard_error") or lines.get("error") or r.stderr.strip()[-200:]

@@ -20,7 +20,7 @@ def guard_text() -> str:
     return GUARD_FILE.read_text()
 
 
-def install_lines(conf: str) -> str:
+def install_lines(conf: str, urls: str = "") -> str:
     """Shell lines for a script that has ``$V`` (~/vca) and ``$T`` (a private temporary folder): the
     guard script and its settings in place, the service (re)started when either changed. Never fails
     the script: a node that cannot run the guard says ``guard=...`` or ``guard_error=...``."""
@@ -28,7 +28,7 @@ def install_lines(conf: str) -> str:
 {guard_text()}{EOF_MARK}
 cat > "$T/guard.conf" <<'{EOF_MARK}'
 {conf}{EOF_MARK}
-mkdir -p "$V/bin"
+{_private("guard.urls", urls) if urls else ""}mkdir -p "$V/bin"
 if ! cmp -s "$T/guard-agent" "$V/bin/vca-guard"; then
   chmod 755 "$T/guard-agent" && mv "$T/guard-agent" "$V/bin/vca-guard"
   touch "$T/restart"  # the service runs the new script
@@ -37,11 +37,17 @@ sh "$V/bin/vca-guard" install "$T" || echo "guard_error=installing the guard fai
 """
 
 
-def script(conf: str) -> str:
+def _private(name: str, text: str) -> str:
+    return f"""(umask 077; cat > "$T/{name}") <<'{EOF_MARK}'
+{text}{EOF_MARK}
+"""
+
+
+def script(conf: str, urls: str = "") -> str:
     """A whole script that installs (or re-configures) the guard on a node."""
     return f"""V="$HOME/vca"; mkdir -p "$V/incoming"
 T=$(mktemp -d "$V/incoming/.g.XXXXXX"); trap 'rm -rf "$T"' EXIT
-{install_lines(conf)}"""
+{install_lines(conf, urls)}"""
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ class GuardSettings:
     interval: int = DEFAULT_INTERVAL
     ssh_grace: int = DEFAULT_SSH_GRACE
     checkpoint_timeout: int = DEFAULT_CHECKPOINT_TIMEOUT
+    imds: str = ""  # the instance metadata service the spot watch asks ("": EC2's own, 169.254.169.254)
+    spot_watch: str = "auto"  # auto: on spot instances only; on: every node; off: none
 
     @classmethod
     def of(cls, provider: str, stored: Mapping[str, Any] | None) -> GuardSettings:
@@ -84,6 +86,24 @@ class GuardSettings:
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def upload_urls(bucket: str, cluster: str, nodes: Sequence[Node], lifetime: int = 7 * 86400) -> str:
+    """Per node (by private IP) a presigned PUT URL for s3://bucket/<cluster>/checkpoints/<node>.tar.gz,
+    where the guard uploads what vca-checkpoint named on a spot notice (valid 7 days, the most S3
+    allows; each push renews them)."""
+    from ..remote.s3 import client
+
+    s3 = client()
+    return "".join(
+        f"upload_url@{n.private_ip}="
+        + s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": checkpoint_key(cluster, n.name)},
+                                    ExpiresIn=lifetime) + "\n"
+        for n in nodes)
+
+
+def checkpoint_key(cluster: str, node: str) -> str:
+    return f"{cluster}/checkpoints/{node}.tar.gz"
 
 
 def node_expiry(settings: GuardSettings, node: Node) -> float:
@@ -106,8 +126,12 @@ def conf_text(settings: GuardSettings, cluster: str, nodes: Sequence[Node], *,
     for n in nodes:
         if settings.expires_at is None:
             lines.append(f"expires_at@{n.private_ip}={int(node_expiry(settings, n))}")
-        if n.details.get("lifecycle") == "spot":
+        if settings.spot_watch == "auto" and n.details.get("lifecycle") == "spot":
             lines.append(f"spot@{n.private_ip}=1")
+    if settings.spot_watch == "on":
+        lines.append("spot=1")
+    if settings.imds:
+        lines.append(f"imds={settings.imds}")
     lines += [f"{k}={v}" for k, v in (extra or {}).items()]
     return "\n".join(lines) + "\n"
 
