@@ -5,6 +5,7 @@ that `vca gc --yes` does not remove; `vca guard --lifetime` changes the expiry t
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -104,37 +105,46 @@ def test_gc_lists_then_removes_exactly_the_leftovers(moto: MotoServer, vca_home:
     assert vca_resources(ec2) == Counter({"instance": 1, "security-group": 1})  # the live cluster's own
 
 
-def _kill_provision_when(moto: MotoServer, cluster: str, step: str, home: Path) -> None:
-    """Run `vca provision` on moto and SIGKILL it (its process group) as soon as ``step`` is seen."""
+def _kill_provisions(moto: MotoServer, steps: dict[str, str], home: Path) -> None:
+    """Run `vca provision` on moto for each cluster at once and SIGKILL each (its process group) as soon
+    as its step is seen: "group" (its security group exists) or "instances" (RunInstances answered)."""
     ec2 = moto.ec2(agent="vca-test-standin")
-    tagged = [{"Name": "tag:vca:cluster", "Values": [cluster]}]
 
-    def seen() -> bool:
+    def seen(cluster: str, step: str) -> bool:
+        tagged = [{"Name": "tag:vca:cluster", "Values": [cluster]}]
         if step == "group":
             return bool(ec2.describe_security_groups(Filters=tagged)["SecurityGroups"])
         return any(r["Instances"] for r in ec2.describe_instances(Filters=tagged)["Reservations"])
 
-    proc = subprocess.Popen([*VCA_ARGV, "-c", cluster, "provision", "--provider", "ec2", "--image", AMI,
-                             "--instance-type", "t3.micro", "--user", "root", "--ssh-via", "tag",
-                             "--ssh-cidr", "10.0.0.0/8", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "VCA_HOME": str(home)})
+    procs = {c: subprocess.Popen([*VCA_ARGV, "-c", c, "provision", "--provider", "ec2", "--image", AMI,
+                                  "--instance-type", "t3.micro", "--user", "root", "--ssh-via", "tag",
+                                  "--ssh-cidr", "10.0.0.0/8", "2"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                 env={**os.environ, "VCA_HOME": str(home)})
+             for c in steps}
     try:
-        deadline = time.monotonic() + 120
-        while not seen():
-            assert proc.poll() is None, f"provision ended before the {step} step"
-            assert time.monotonic() < deadline, f"no {step} within 120 s"
+        deadline = time.monotonic() + 180
+        waiting = dict(steps)
+        while waiting:
+            for c, step in list(waiting.items()):
+                if seen(c, step):
+                    os.killpg(procs[c].pid, signal.SIGKILL)
+                    del waiting[c]
+                else:
+                    assert procs[c].poll() is None, f"provision of {c} ended before the {step} step"
+            assert time.monotonic() < deadline, f"steps not reached within 180 s: {waiting}"
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        for p in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def test_provision_killed_at_each_step_leaves_nothing_after_gc(moto: MotoServer, vca_home: Path) -> None:
     ec2 = moto.ec2()
     decoy = _instance(ec2, None)
-    _kill_provision_when(moto, "kg", "group", vca_home)
-    _kill_provision_when(moto, "ki", "instances", vca_home)
+    _kill_provisions(moto, {"kg": "group", "ki": "instances"}, vca_home)
     left = vca_resources(ec2)
     assert left["security-group"] == 2 and left["instance"] >= 1, left  # both runs left something behind
     res = vca("gc", "--yes")

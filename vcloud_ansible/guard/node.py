@@ -52,8 +52,8 @@ T=$(mktemp -d "$V/incoming/.g.XXXXXX"); trap 'rm -rf "$T"' EXIT
 
 @dataclass(frozen=True)
 class GuardState:
-    """What a node's guard says: ``state`` is watching, inactive, idle (powering off), expired,
-    interrupted or none (no settings)."""
+    """What a node's guard says: ``state`` is watching, off (nothing to watch), inactive (its service
+    does not run), idle (powering off), expired, interrupted or none (no settings)."""
 
     state: str
     idle_stop: int = 0

@@ -132,6 +132,10 @@ def conf_text(settings: GuardSettings, cluster: str, nodes: Sequence[Node], *,
         lines.append("spot=1")
     if settings.imds:
         lines.append(f"imds={settings.imds}")
+    watch = (settings.idle_stop > 0 or bool(settings.expires_at) or settings.spot_watch == "on"
+             or any(line.startswith("spot@") or (line.startswith("expires_at@") and not line.endswith("=0"))
+                    for line in lines))
+    lines.append(f"active={int(watch)}")  # 0: nothing to watch, the node needs no guard service
     lines += [f"{k}={v}" for k, v in (extra or {}).items()]
     return "\n".join(lines) + "\n"
 

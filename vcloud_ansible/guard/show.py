@@ -10,6 +10,8 @@ def guard_cell(g: GuardState | None) -> str:
     """'idle 12s of 30m, 3h59m left', 'expired', 'interrupted', 'off'; '-' without a guard."""
     if g is None or g.state == "none":
         return "-"
+    if g.state == "off":
+        return "off"
     if g.state in ("expired", "idle", "interrupted"):
         style = "yellow" if g.state == "interrupted" else "red"
         return f"[{style}]{g.state}[/{style}]"

@@ -72,3 +72,14 @@ def test_status_lines_parse_and_render() -> None:
     assert GuardState.parse("release=x\n") is None
     assert "expired" in guard_cell(GuardState("expired"))
     assert describe(GuardSettings(idle_stop=1800, expires_at=0.0)) == "idle stop after 30m (stop), no lifetime"
+
+
+def test_a_node_with_nothing_to_watch_needs_no_service() -> None:
+    nodes = [Node(0, "c-0", "a", "10.0.0.1")]
+    assert "active=0" in conf_text(GuardSettings.of("local", None), "c", nodes)
+    assert "active=1" in conf_text(GuardSettings(idle_stop=60, expires_at=0.0), "c", nodes)
+    assert "active=1" in conf_text(GuardSettings(expires_at=9.0), "c", nodes)
+    assert "active=1" in conf_text(GuardSettings(expires_at=0.0, spot_watch="on"), "c", nodes)
+    tagged = [Node(0, "c-0", "a", "10.0.0.1", expires_at=5000.0)]
+    assert "active=1" in conf_text(GuardSettings.of("ec2", {"idle_stop": 0}), "c", tagged)
+    assert "active=0" in conf_text(GuardSettings.of("ec2", {"idle_stop": 0}), "c", nodes)
