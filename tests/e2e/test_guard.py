@@ -189,7 +189,10 @@ def test_spot_notice_checkpoints_uploads_and_shows_interrupted(shared: Shared, t
             seen.append(rows(shared)[0])
             return seen[-1].get("guard", {}).get("state") == "interrupted"  # type: ignore[attr-defined]
 
-        wait_for(f"node 0 interrupted (last seen: {seen[-1:]})", interrupted, 60)
+        try:
+            wait_for("node 0 interrupted", interrupted, 60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen: {seen[-1:]}") from None
         g = seen[-1]["guard"]
         assert g["interrupted"] - notice <= 10 and g["checkpoint"] == "0", g  # type: ignore[index]
         body = s3.get_object(Bucket="ckpts", Key=f"{c}/checkpoints/{c}-0.tar.gz")["Body"].read()
