@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .errors import NodeNotFound, RemoteFailed, UsageError, VcaError
+from .guard import node as guard_node
+from .guard.node import GuardState
 from .node import ROLES, IndexRanges, Node, NodeRefs, check_role, for_new_nodes, resolve, with_capabilities
 from .providers import Provider, check_settings, get_provider
 from .providers.base import Configurable, Say, Verifiable
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from .collect.run import CollectResult
     from .compile.plan import CompileRequest
     from .compile.run import CompileResult
+    from .guard.apply import GuardResult
     from .membership.push import PushResult
     from .playbook.runner import RunResult
     from .put.run import PutOutcome, PutResult
@@ -73,6 +76,7 @@ class NodeStatus:
     uptime: float | None  # seconds since the node's init started, as the node reports it
     job: JobState | None = None  # release and job, as the node's agent reports them
     init: InitState | None = None  # the user's init script, where it ran (storage.init_script)
+    guard: GuardState | None = None  # the node's cost guard: state, idle time, time left (guard.node)
 
 
 @dataclass
@@ -574,6 +578,8 @@ class Cluster:
             back = [current[n.index] for n in started if n.index in current]
             say(f"waiting for SSH on {len(back)} node{'s' if len(back) != 1 else ''}")
             sshexec.wait_ready(self.state, back)
+            for n in back:  # SSH answered: running, whatever the listing right after the boot said (the lab
+                n.state = "running"  # writes the machine's PID a moment later); they get the node list too
             self._push_or_raise(say, [n for n in every if n.state == "running"])
             return back
 
@@ -643,7 +649,7 @@ class Cluster:
         """Every node with its state as probed over SSH (one round trip each), uptime and job."""
         nodes = self._reach()
         live = [n for n in nodes if n.state == "running"]
-        command = f"ps -o etimes= -p 1; {STATUS_COMMAND}; {init_script.STATUS_COMMAND}"
+        command = f"ps -o etimes= -p 1; {STATUS_COMMAND}; {init_script.STATUS_COMMAND}; {guard_node.STATUS_COMMAND}"
         probe = {r.node.index: r for r in sshexec.run_all(self.state, live, command, timeout=15)}
         out = []
         for n in nodes:
@@ -652,10 +658,39 @@ class Cluster:
             if r is None:
                 out.append(NodeStatus(n, n.state, None))
             elif r.rc == 0 and first.isdigit():
-                out.append(NodeStatus(n, "up", float(first), JobState.parse(r.stdout), init_script.parse(r.stdout)))
+                out.append(NodeStatus(n, "up", float(first), JobState.parse(r.stdout), init_script.parse(r.stdout),
+                                      GuardState.parse(r.stdout)))
             else:
                 out.append(NodeStatus(n, "unreachable", None))
         return out
+
+    def guard(self, idle_stop: str | None = None, idle_action: str | None = None, lifetime: str | None = None,
+              *, interval: int | None = None, imds: str | None = None, spot_watch: str | None = None,
+              say: Say = _quiet) -> GuardResult:
+        """Change the cost guard of the running cluster in one go (None: leave as it is): ``idle_stop``
+        ('30m', '0'), ``idle_action`` ('stop' or 'terminate'), ``lifetime`` ('+4h' from now, '0' never).
+        Stored with the cluster (nodes added later get it), set on the cloud side (EC2: the
+        vca:expires-at tags and the instances' shutdown behaviour) and on every running node's guard.
+        With nothing to change it pushes the current settings again. Nodes it missed are in
+        ``result.failed``."""
+        from .guard.apply import GuardChange, GuardResult, ec2_apply, push
+        from .guard.settings import GuardSettings, describe
+
+        # bad input: nothing changed
+        change = GuardChange.parse(idle_stop, idle_action, lifetime, interval, imds, spot_watch)
+        with self.state.lock("guard", say):
+            record = self.record
+            settings = change.applied_to(GuardSettings.of(record.provider, record.guard), time.time())
+            nodes = self.provider.nodes(self.state)
+            tagged = 0
+            if record.provider == "ec2":
+                tagged = ec2_apply(str(record.settings.get("region")), nodes, settings, change.lifetime is not None)
+            record.guard = settings.to_record()
+            self.state.save(record)
+            said, failed = push(self.state, settings, nodes)
+        say(f"guard: {describe(settings)}; set on {len(said)} node{'s' if len(said) != 1 else ''}"
+            + (f" ({len(failed)} failed)" if failed else "") + (f", {tagged} instances tagged" if tagged else ""))
+        return GuardResult(settings, said, failed, tagged)
 
     def exec(self, command: str, indexes: Sequence[int] | None = None,
              timeout: float | None = None) -> list[sshexec.ExecResult]:

@@ -77,6 +77,8 @@ class ClusterRecord:
     created: float = field(default_factory=time.time)
     # Setup roles per node role: {"all"|"head"|"worker"|"dev": [role, ...]} (vcloud_ansible.setup).
     setup: dict[str, list[str]] = field(default_factory=dict)
+    # The cost guard on the nodes (vcloud_ansible.guard.settings.GuardSettings); empty: the provider's defaults.
+    guard: dict[str, Any] = field(default_factory=dict)
 
 
 class ClusterState:

@@ -23,6 +23,7 @@ COMMANDS = {
     "resize": "shape", "power": "shape", "import": "shape:import_",
     "create": "static", "forget-host": "static:forget_host", "up": "up", "down": "up",
     "spec": "spec:spec_cmd",
+    "guard": "guard", "gc": "guard",
 }
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 
 import click
 from rich.table import Table
 
 from ..cluster import GONE, expiry_warning, format_uptime
+from ..guard.show import guard_cell
 from ..release.inject import JobState, job_details
 from ..remote.ssh import ExecResult
 from ..storage import init_script
@@ -29,7 +31,8 @@ def status(app: App, as_json: bool) -> None:
         app.out.print_json(json.dumps([
             {"index": s.node.index, "name": s.node.name, "address": s.node.address,
              "private_ip": s.node.private_ip, "role": s.node.role, "state": s.state, "uptime": s.uptime,
-             **(job_details(s.job) if s.job else {}), **init_script.details(s.init), **s.node.details}
+             **(job_details(s.job) if s.job else {}), **init_script.details(s.init),
+             **({"guard": asdict(s.guard)} if s.guard else {}), **s.node.details}
             for s in rows
         ]))
         return
@@ -38,8 +41,9 @@ def status(app: App, as_json: bool) -> None:
     # Provider details (ec2: instance, type, zone, lifecycle, launch time) as extra columns; text only.
     extra = list(dict.fromkeys(k for s in rows for k, v in s.node.details.items() if isinstance(v, str)))
     inits = any(s.init for s in rows)  # an init column only where an init script ran
+    guards = any(s.guard for s in rows)
     for col in ("index", "name", "address", "role", "state", "uptime", "release", "job", "since",
-                *(["init"] if inits else []), *extra):
+                *(["init"] if inits else []), *(["guard"] if guards else []), *extra):
         table.add_column(col, no_wrap=True)  # ids and states are read whole, never folded
     now = time.time()
     for s in rows:
@@ -52,6 +56,7 @@ def status(app: App, as_json: bool) -> None:
         table.add_row(str(s.node.index), s.node.name, s.node.address, s.node.role,
                       f"[{style}]{s.state}[/{style}]" if style else s.state, format_uptime(s.uptime),
                       release, job.label if s.job else "-", since, *([_init_cell(s.init, now)] if inits else []),
+                      *([guard_cell(s.guard)] if guards else []),
                       *(str(s.node.details.get(k, "-")) for k in extra))
     app.out.print(table)
     down = [s.node.name for s in rows if s.state not in ("up", "running")]

@@ -28,7 +28,17 @@ class Lab:
         require_tools()
 
     def nodes(self, cluster: str) -> list[LabNode]:
-        return self.registry.nodes(cluster)
+        found = self.registry.nodes(cluster)
+        settled = [n for n in found if not n.stopped and node.powered_itself_off(n)]
+        if settled:  # guests that powered themselves off: release what they held, as `vca power off` does
+            for n in settled:
+                node.power_off(n)
+            with self.registry.locked() as data:
+                for n in settled:
+                    n.stopped = True
+                    put(data, n)
+            found = self.registry.nodes(cluster)
+        return found
 
     def is_running(self, n: LabNode) -> bool:
         """Supervised and running: its supervisor and systemd-nspawn are alive."""

@@ -18,6 +18,7 @@ from ..errors import LabError
 from . import aptproxy, netns
 from .procs import alive, read_pid, send, wait_gone
 from .registry import LabNode
+from .supervisor import POWERED_OFF
 
 # Host devices a node may use (FUSE for s3fs, loop and btrfs control for scratch volumes).
 DEVICE_BINDS = ("/dev/fuse", "/dev/loop-control", "/dev/btrfs-control")
@@ -108,7 +109,8 @@ def power_off(node: LabNode) -> None:
     if os.path.ismount(root) and subprocess.run(["umount", str(root)], capture_output=True, check=False).returncode:
         subprocess.run(["umount", "-l", str(root)], capture_output=True, check=False)
     netns.delete(node.netns, node.veth)
-    for pid_file in ("supervisor.pid", "nspawn.pid", "booted-at"):  # dead PIDs, never to be signalled again
+    # dead PIDs, never to be signalled again
+    for pid_file in ("supervisor.pid", "nspawn.pid", "booted-at", POWERED_OFF):
         (d / pid_file).unlink(missing_ok=True)
 
 
@@ -128,6 +130,13 @@ def power_on(node: LabNode, image_rootfs: Path, bridge: str, prefixlen: int, gat
         power_off(node)
         raise
     return str(json.loads((d / "node.json").read_text()).get("hostkey", ""))
+
+
+def powered_itself_off(node: LabNode) -> bool:
+    """The guest powered itself off (its supervisor said so) and nothing of it runs any more. Only root
+    can release what it held on the host."""
+    d = Path(node.dir)
+    return os.geteuid() == 0 and (d / POWERED_OFF).exists() and not _node_pids(node)
 
 
 def supervisor_pid(node: LabNode) -> int | None:

@@ -15,6 +15,7 @@ from types import FrameType
 
 REBOOT_EXIT = 133
 MAX_REBOOTS_PER_MINUTE = 10
+POWERED_OFF = "powered-off"  # written when the guest powered itself off
 
 
 def main(argv: list[str]) -> int:
@@ -48,6 +49,8 @@ def main(argv: list[str]) -> int:
             rc = child.wait()
             console.write(f"vca-supervisor: nspawn exited {rc}\n".encode())
             if rc != REBOOT_EXIT:
+                if rc == 0 and not stopping:  # the guest powered itself off (vca-guard): the lab marks it stopped
+                    (node_dir / POWERED_OFF).write_text(f"{time.time():.3f}")
                 break
     return rc
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..guard.apply import push_lines as guard_push_lines
 from ..node import Node
 from ..release.contract import contract_of
 from ..release.install import kv, push_script
@@ -90,7 +91,7 @@ def push(state: ClusterState, every: Sequence[Node], *, hook: str = "changed", t
     files = {"cluster": state.name + "\n", "id": key.read_text(),
              "id.pub": key.with_name(key.name + ".pub").read_text(),
              "id.known_hosts": known_hosts_lines(state, live), "ssh-hosts": ssh_hosts_block(state.name, live)}
-    script = push_script(contract, files, frozenset({"id"}), hook)
+    script = push_script(contract, files, frozenset({"id"}), hook) + guard_push_lines(state, live)
     result = PushResult()
     for r in run_all(state, live, script, timeout=timeout, on_done=on_done):  # in node order
         result.nodes[r.node.name] = _outcome(r)
