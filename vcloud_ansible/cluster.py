@@ -678,6 +678,7 @@ class Cluster:
 
         # bad input: nothing changed
         change = GuardChange.parse(idle_stop, idle_action, lifetime, interval, imds, spot_watch)
+        self._keeps_machines("guard")  # a guard powers machines off: never on hosts the user owns
         with self.state.lock("guard", say):
             record = self.record
             settings = change.applied_to(GuardSettings.of(record.provider, record.guard), time.time())

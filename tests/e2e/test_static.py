@@ -178,9 +178,9 @@ def test_changed_host_key_refused(hosts: Hosts, static: Static) -> None:
     pins.write_text(good)
 
 
-def test_static_refuses_remove_and_power(static: Static) -> None:
+def test_static_refuses_remove_power_and_guard(static: Static) -> None:
     name, env, _ = static
-    for argv in (("remove", "1", "--yes"), ("power", "off"), ("provision", "1")):
+    for argv in (("remove", "1", "--yes"), ("power", "off"), ("provision", "1"), ("guard", "--idle-stop", "30m")):
         res = vca("-c", name, *argv, env=env, check=False)
         assert res.returncode == 2, (argv, res.stderr)
         assert "provider static" in res.stderr and res.stderr.count("\n") == 1, res.stderr

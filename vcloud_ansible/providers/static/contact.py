@@ -161,7 +161,7 @@ def authorize_script(spec: HostSpec, public_key: str) -> str:
 def cleanup_script(cluster: str, public_key: str) -> str:
     """Everything vca put on a host, removed: the job stopped, ~/vca (releases, agent; a work path it
     links to), /etc/vca (contract, hostfile, scratch), /var/lib/vca (init script), Ansible's
-    ~/.ansible/tmp, the /etc/hosts block,
+    ~/.ansible/tmp, the /etc/hosts block, a guard service,
     node-to-node SSH (key pair, known hosts, ~/.ssh/config block, authorized member key) and last the
     cluster's own key. Nothing else is touched; the host keeps running."""
     q = shlex.quote
@@ -174,6 +174,10 @@ if [ -L "$V" ]; then  # a work path: its vca folder, and the work folder itself 
   t=$(readlink "$V"); w=$(dirname "$t"); rm -rf "$t"; rm -f "$V"
   [ ! -f "$w/.vca-made" ] || {{ rm -f "$w/.vca-made"; rmdir "$w" 2>/dev/null; }}
 else rm -rf "$V"; fi
+if [ -f /etc/systemd/system/vca-guard.service ]; then  # a guard from an older vca: gone with the rest
+  $SUDO systemctl disable --now --quiet vca-guard 2>/dev/null; $SUDO rm -f /etc/systemd/system/vca-guard.service
+  $SUDO systemctl daemon-reload 2>/dev/null
+fi
 $SUDO rm -rf /etc/vca /var/lib/vca || exit 1
 rm -rf "$HOME/.ansible/tmp"; rmdir "$HOME/.ansible" 2>/dev/null  # the setup stage's module files
 if grep -q '^# BEGIN vca' /etc/hosts; then
