@@ -10,12 +10,14 @@ import click
 from .context import App, pass_app
 from .lifecycle import confirm_or_yes
 
-SPEC_HELP = "The spec file (default: vca.yml here; env VCA_SPEC). `vca spec-schema` prints its schema."
+# SPEC, for up and down alike (default vca.yml here, or VCA_SPEC)
+spec_argument = click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path),
+                               envvar="VCA_SPEC", metavar="[SPEC]")
+
 
 
 @click.command()
-@click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path), envvar="VCA_SPEC",
-                metavar="[SPEC]")
+@spec_argument
 @click.option("--plan", "plan_only", is_flag=True, help="Print what it would do, do nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the steps (done or planned) as JSON.")
 @pass_app
@@ -48,8 +50,7 @@ def up(app: App, spec_file: Path | None, plan_only: bool, as_json: bool) -> None
 
 
 @click.command()
-@click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path), envvar="VCA_SPEC",
-                metavar="[SPEC]")
+@spec_argument
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the nodes removed as JSON.")
 @pass_app

@@ -32,7 +32,7 @@ def known_host_pattern(node: Node) -> str:
 
 def write_access_files(state: ClusterState, nodes: list[Node]) -> None:
     """Regenerate inventory.yml and ssh_config for ``nodes``; add host keys the provider knows."""
-    keys = _read_known_hosts(state.known_hosts)
+    keys = read_known_hosts(state.known_hosts)
     keys.update({known_host_pattern(n): n.host_key for n in nodes if n.host_key})
     live = {known_host_pattern(n) for n in nodes}
     state.write_known_hosts({k: v for k, v in keys.items() if k in live})
@@ -111,7 +111,8 @@ def render_inventory(state: ClusterState, nodes: list[Node]) -> str:
     return header + body
 
 
-def _read_known_hosts(path: Path) -> dict[str, str]:
+def read_known_hosts(path: Path) -> dict[str, str]:
+    """host -> "keytype key" from a known_hosts file (comments and short lines skipped)."""
     out: dict[str, str] = {}
     if path.exists():
         for line in path.read_text().splitlines():

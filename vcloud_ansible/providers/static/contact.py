@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ...errors import UsageError, VcaError
 from ...paths import ensure_private_dir, vca_home
+from ...remote.access import read_known_hosts
 from ...remote.ssh import parallel
 from ...state import ClusterState, atomic_write
 from .hosts import HostSpec
@@ -38,14 +39,7 @@ def _addr(spec: HostSpec) -> str:
 
 
 def read_pins(home: Path | None = None) -> dict[str, str]:
-    path = pins_path(home)
-    out: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 3 and not line.startswith("#"):
-                out[parts[0]] = f"{parts[1]} {parts[2]}"
-    return out
+    return read_known_hosts(pins_path(home))
 
 
 def write_pins(pins: dict[str, str], home: Path | None = None) -> None:
