@@ -15,7 +15,6 @@ spec_argument = click.argument("spec_file", required=False, type=click.Path(dir_
                                envvar="VCA_SPEC", metavar="[SPEC]")
 
 
-
 @click.command()
 @spec_argument
 @click.option("--plan", "plan_only", is_flag=True, help="Print what it would do, do nothing.")
