@@ -67,10 +67,13 @@ def shared_lab(lab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def _lab_state(lab: SharedLab) -> tuple[object, str]:
-    """What a refused input must not change on the nodes: per node its state, release and job (not the
-    uptime, which moves by itself), and the release folders each one holds."""
+    """What a refused input must not change on the nodes: per node its state, release, job and guard
+    settings (not what moves by itself: the uptime, the guard's clock and idle time), and the release
+    folders each one holds."""
     rows = json.loads(_ok(["-c", lab.name, "status", "--json"], lab.env).stdout)
-    jobs = [{k: v for k, v in r.items() if k != "uptime"} for r in rows]
+    moving = {"now", "idle_for"}
+    jobs = [{k: ({g: w for g, w in v.items() if g not in moving} if k == "guard" else v)
+             for k, v in r.items() if k != "uptime"} for r in rows]
     releases = _ok(["-c", lab.name, "exec", "--", "ls ~/vca/releases"], lab.env).stdout
     return jobs, "\n".join(sorted(releases.splitlines()))
 
