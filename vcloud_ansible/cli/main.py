@@ -21,6 +21,7 @@ COMMANDS = {
     "stop": "inject", "wait": "inject", "collect": "collect", "put": "put", "setup": "setup",
     "compile": "compile", "spec-schema": "spec:spec_schema", "heal": "membership", "remove": "shape",
     "resize": "shape", "power": "shape", "import": "shape:import_",
+    "jobs": "jobs",
 }
 
 
