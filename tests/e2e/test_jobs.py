@@ -228,7 +228,7 @@ def _run_array(name: str, env: dict[str, str], tmp: Path, proxy: Proxy, s3: Any,
     out = tmp / "out"
     fetched = vca("jobs", "fetch", name, str(out), env=env)
     assert "of 5 jobs" in fetched.stderr, fetched.stderr
-    assert (out / "a/results/out.txt").read_text() == f"a 0 1 hi 1\nfrom the package\nran\n"
+    assert (out / "a/results/out.txt").read_text() == "a 0 1 hi 1\nfrom the package\nran\n"
     assert (out / "c/stdout").read_text() == "quoted, with a comma\nand a newline\n"
     assert (out / "b/stderr").read_text() == "failing\n"
     assert (out / "d/d.txt").read_text() == "d\n"

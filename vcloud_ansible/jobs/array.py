@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ RUNNER = Path(__file__).with_name("runner.py")
 ALIVE = ("running", "pending")  # provider node states that count as a live job node
 DEFAULT_LIFETIME_S = 24 * 3600  # presigned uploads stay valid this long past a job's timeout
 UPLOAD_SECONDS = 900  # a node retries its upload this long before it leaves itself to the expiry guard
+ORPHAN_AFTER_S = 300  # a node no job was started on for this long is removed by whoever follows the array
 
 
 def _quiet(_msg: str) -> None:
@@ -233,8 +235,13 @@ class JobArray:
         return st, bool(slots and todo), todo[slots:]
 
     def _reap(self, st: ArrayStatus, say: Say, everything: bool = False) -> None:
-        """Remove the nodes that ended (powered off, terminated) and what is left of them."""
-        gone = [n.index for n in st.nodes if everything or n.state not in ALIVE]
+        """Remove the nodes that ended (powered off, terminated) and what is left of them, and nodes no
+        job runs on (a `jobs run` interrupted between making a node and starting its job) once they are
+        older than ORPHAN_AFTER_S."""
+        used = {j.node for j in st.jobs}
+        now = time.time()
+        gone = [n.index for n in st.nodes if everything or n.state not in ALIVE
+                or (n.name not in used and now - float(n.details.get("created") or now) > ORPHAN_AFTER_S)]
         if gone and self.state.exists():
             get_provider(self.state.load().provider).destroy(self.state, gone, say)
 
@@ -259,7 +266,9 @@ class JobArray:
         except VcaError as exc:
             prov.destroy(self.state, [n.index for n in new], say)
             raise VcaError(f"job nodes did not come up: {exc.message}") from None
-        for job, node in zip(jobs, new, strict=True):
+
+        def start(job: JobStatus, node: Node) -> str | None:
+            """Record the launch, then give the node the package and its job; why it failed, or None."""
             row = rows[job.name]
             attempt = job.attempt + 1
             if job.state == "failed":
@@ -275,9 +284,18 @@ class JobArray:
             env = {"VCA_JOB_NAME": row.name, "VCA_JOB_INDEX": str(row.index), "VCA_JOB_ATTEMPT": str(attempt),
                    "VCA_JOB_SPEC": base64.b64encode(json.dumps(spec).encode()).decode()}
             res = inject(self.state, [node], [node], self.state.dir / "package", JobOptions(env=env))
-            if not res.ok:
-                failed[node.name] = res.nodes[node.name].message if node.name in res.nodes else "inject failed"
-                prov.destroy(self.state, [node.index], say)  # the job shows as lost and is retried
+            if res.ok:
+                return None
+            return res.nodes[node.name].message if node.name in res.nodes else "inject failed"
+
+        # One ssh session per node, all at once (each node gets its own job).
+        with ThreadPoolExecutor(max_workers=min(16, len(new))) as pool:
+            whys = list(pool.map(start, jobs, new))
+        for node, why in zip(new, whys, strict=True):
+            if why is not None:
+                failed[node.name] = why
+        if failed:  # the jobs show as lost and are retried
+            prov.destroy(self.state, [n.index for n in new if n.name in failed], say)
         if failed:
             say(RemoteFailed.naming("starting a job", failed, len(new)).message)
 
