@@ -42,6 +42,7 @@ RUNNER = Path(__file__).with_name("runner.py")
 ALIVE = ("running", "pending")  # provider node states that count as a live job node
 DEFAULT_LIFETIME_S = 24 * 3600  # presigned uploads stay valid this long past a job's timeout
 UPLOAD_SECONDS = 900  # a node retries its upload this long before it leaves itself to the expiry guard
+LAB_HOLD_S = 3600  # a lab node whose upload gave up powers off this long after (its disk kept)
 ORPHAN_AFTER_S = 300  # a node no job was started on for this long is removed by whoever follows the array
 
 
@@ -279,6 +280,7 @@ class JobArray:
             spec = {"job": row.name, "index": row.index, "attempt": attempt, "command": row.command,
                     "env": row.env, "timeout": row.timeout, "files": list(row.files),
                     "instance_type": row.instance_type, "upload_seconds": UPLOAD_SECONDS,
+                    "hold_seconds": LAB_HOLD_S if prov.name == "local" else None,
                     "setup": ".vca-job/setup" if (self.state.dir / "package/.vca-job/setup").exists() else None,
                     **store.presign(row.name, lifetime)}
             env = {"VCA_JOB_NAME": row.name, "VCA_JOB_INDEX": str(row.index), "VCA_JOB_ATTEMPT": str(attempt),

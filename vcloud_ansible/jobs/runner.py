@@ -10,7 +10,8 @@ package's vcloud-launch): once started the node needs nothing from the control m
 3. reads the prefix back (a presigned listing: size and MD5 of every object) and checks it against what
    it sent, then uploads manifest.json (sha256 and size per file) and checks that too;
 4. only then powers the node off (ec2: shutdown behaviour terminate; lab: the provider sees it down).
-   When the upload keeps failing past its deadline the node stays for the expiry guard.
+   When the upload keeps failing past its deadline the node stays for the expiry guard (a lab node, with
+   no guard, powers off after ``hold_seconds``: its disk and the outputs on it are kept).
 
 Progress goes to ARRAY/JOB/.vca/state.json (best effort: a status write never holds the job up).
 Python 3 standard library only: a node has nothing else.
@@ -38,6 +39,8 @@ from typing import Any
 
 SPEC_VAR = "VCA_JOB_SPEC"
 HTTP_TIMEOUT = 20
+BACKOFF_FIRST, BACKOFF_CAP = 1.0, 10.0  # seconds between upload attempts: doubling, bounded
+STATE_SECONDS = 5.0  # a progress write gives up after this long
 
 
 def log(msg: str) -> None:
@@ -76,9 +79,10 @@ class Uploader:
         return out
 
 
-def with_retries(what: str, fn: Any, deadline: float, first: float = 1.0, cap: float = 20.0) -> Any:
-    """fn() until it succeeds; backoff doubling from ``first`` to ``cap`` seconds; raises at ``deadline``."""
-    delay = first
+def with_retries(what: str, fn: Any, deadline: float) -> Any:
+    """fn() until it succeeds; backoff doubling from BACKOFF_FIRST to BACKOFF_CAP seconds; raises at
+    ``deadline``."""
+    delay, cap = BACKOFF_FIRST, BACKOFF_CAP
     while True:
         try:
             return fn()
@@ -102,7 +106,7 @@ def run(spec: dict[str, Any]) -> int:
         doc = {"state": name, "attempt": attempt, "node": node, "at": time.time(), **extra}
         try:  # best effort, bounded: progress must never hold the job up
             with_retries("state", lambda: up.put(".vca/state.json", json.dumps(doc).encode()),
-                         time.time() + 5, first=1.0)
+                         time.time() + STATE_SECONDS)
         except Exception as exc:
             log(f"state {name} not recorded: {exc}")
 
@@ -169,6 +173,10 @@ def run(spec: dict[str, Any]) -> int:
     except Exception as exc:
         log(f"upload gave up: {exc}; the node stays for its expiry guard")
         (home / "upload-failed").write_text(str(exc) + "\n")
+        hold = spec.get("hold_seconds")
+        if hold is not None:  # lab: powered off after a while, its disk (and the outputs) kept
+            time.sleep(float(hold))
+            subprocess.call(spec.get("poweroff_command") or ["systemctl", "poweroff"])
         return 1
     state("done", exit_code=code)
     log("uploaded and verified; powering off")
