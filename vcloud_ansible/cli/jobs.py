@@ -86,6 +86,30 @@ def run(app: App, csv_file: Path, name: str, bucket: str, setup: Path | None, pa
 
 
 @jobs.command()
+@click.argument("csv_file", metavar="JOBS.csv", type=click.Path(path_type=Path))
+@click.option("--provider", default="local", type=click.Choice(["local", "ec2"]), show_default=True,
+              help="Whose instance types to check against (ec2: DescribeInstanceTypes in the region).")
+@click.option("--json", "as_json", is_flag=True, help="The rows as JSON.")
+@pass_app
+def check(app: App, csv_file: Path, provider: str, as_json: bool) -> None:
+    """Check JOBS.csv as `jobs run` would, and list its jobs; nothing is made.
+
+    \b
+      vca jobs check jobs.csv
+      vca jobs check jobs.csv --provider ec2 --json
+    """
+    from ..jobs import check_csv
+
+    rows = check_csv(csv_file, provider)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows], indent=1))
+        return
+    for r in rows:
+        app.out.print(f"{r.index}\t{r.name}\t{r.instance_type}\t{r.command!r}", markup=False)
+    app.say(f"{csv_file}: {len(rows)} job{'s' if len(rows) != 1 else ''}, all well formed")
+
+
+@jobs.command()
 @click.argument("name")
 @click.option("--bucket", envvar="VCA_JOBS_BUCKET", metavar="B", help=BUCKET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: counts and every job.")

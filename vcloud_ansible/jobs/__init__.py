@@ -9,6 +9,6 @@
     runner.py          the node side (Python standard library only)
 """
 
-from .array import ArrayStatus, FetchResult, JobArray, list_arrays
+from .array import ArrayStatus, FetchResult, JobArray, check_csv, list_arrays
 
-__all__ = ["ArrayStatus", "FetchResult", "JobArray", "list_arrays"]
+__all__ = ["ArrayStatus", "FetchResult", "JobArray", "check_csv", "list_arrays"]

@@ -399,6 +399,13 @@ class JobArray:
         shutil.rmtree(self.state.dir, ignore_errors=True)
 
 
+def check_csv(csv_path: str | Path, provider: str = "local") -> list[jobspec.JobRow]:
+    """The rows of a job CSV, checked as `jobs run` checks them (instance types against ``provider``:
+    the lab's known list, or EC2's own DescribeInstanceTypes in the region); nothing is made."""
+    get_provider(provider)  # an unknown provider is refused first
+    return jobspec.read_file(Path(csv_path), check_type=_type_checker(provider))
+
+
 def list_arrays(home: Path | None = None) -> list[dict[str, Any]]:
     """The job arrays this VCA_HOME started (and has not cancelled): name, bucket, when."""
     out = []
