@@ -85,6 +85,7 @@ class JobArray:
         self.name = self.state.name
         self._bucket = bucket
         self._doc: dict[str, Any] | None = None
+        self._again: dict[str, int] = {}  # job -> its attempt when `retry` was asked to start it again
 
     # -- the array's record ----------------------------------------------------------------------
     @property
@@ -221,7 +222,8 @@ class JobArray:
         again = set(doc.get("retry_on_exit", []))
         return [j for j in st.jobs if j.state == "pending"
                 or (j.state == "lost" and j.attempt <= retries)
-                or (j.state == "failed" and j.exit_code in again and j.attempt <= retries)]
+                or (j.state == "failed" and j.exit_code in again and j.attempt <= retries)
+                or (j.state in ("lost", "failed") and self._again.get(j.name) == j.attempt)]
 
     def _step(self, store: ArrayStore, say: Say) -> tuple[ArrayStatus, bool, list[JobStatus]]:
         """One look: reap, start what may start. Returns the status seen (before the start), whether
@@ -241,8 +243,12 @@ class JobArray:
         older than ORPHAN_AFTER_S."""
         used = {j.node for j in st.jobs}
         now = time.time()
-        gone = [n.index for n in st.nodes if everything or n.state not in ALIVE
-                or (n.name not in used and now - float(n.details.get("created") or now) > ORPHAN_AFTER_S)]
+
+        def orphan(n: Node) -> bool:
+            created = n.details.get("created")
+            return n.name not in used and isinstance(created, (int, float)) and now - created > ORPHAN_AFTER_S
+
+        gone = [n.index for n in st.nodes if everything or n.state not in ALIVE or orphan(n)]
         if gone and self.state.exists():
             get_provider(self.state.load().provider).destroy(self.state, gone, say)
 
@@ -313,15 +319,15 @@ class JobArray:
         objects = store.jobs([r.name for r in rows])
         return ArrayStatus(self.name, store.bucket, [job_status(r, objects[r.name], alive) for r in rows], nodes)
 
-    def retry(self, say: Say = _quiet, *, failed: bool = False) -> list[str]:
-        """Start lost jobs again now (with ``failed``, failed ones too), past the retry limit; returns them."""
-        store = self.store()
-        st = self.status(store)
-        todo = [j for j in st.jobs if j.state == "lost" or (failed and j.state == "failed")]
-        doc = self.doc(store)
-        for start in range(0, len(todo), int(doc["max_parallel"])):
-            self._launch(store, todo[start:start + int(doc["max_parallel"])], say)
-        return [j.name for j in todo]
+    def retry(self, say: Say = _quiet, *, failed: bool = False, poll: float = 1.0,
+              timeout: float = 3600.0) -> list[str]:
+        """Start the lost jobs again (with ``failed``, failed ones too), past the retry limit, as nodes free
+        (never more than the array's max-parallel at once); returns once they all started."""
+        st = self.status()
+        self._again = {j.name: j.attempt for j in st.jobs if j.state == "lost" or (failed and j.state == "failed")}
+        if self._again:
+            self.follow(until="started", say=say, poll=poll, timeout=timeout)
+        return sorted(self._again)
 
     def fetch(self, local: str | Path, *, overwrite: bool = False) -> FetchResult:
         """Every finished job's files into LOCAL/<job>/, each checked against the sha256 and size of the
