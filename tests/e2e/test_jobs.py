@@ -240,6 +240,14 @@ def _run_array(name: str, env: dict[str, str], tmp: Path, proxy: Proxy, s3: Any,
     again = vca("jobs", "fetch", name, str(out), env=env, check=False)
     assert again.returncode != 0 and "exists with other content" in again.stderr, again.stderr
 
+    # The nodes' presigned upload policies are bearer tokens: kept out of every file vca keeps here.
+    for f in Path(env["VCA_HOME"]).rglob("*"):
+        if f.is_file() and f.suffix in (".json", ".yml", ".txt", ""):
+            text = f.read_bytes()
+            assert b"x-amz-signature" not in text.lower() and b"x-amz-credential" not in text.lower(), f
+    table = vca("jobs", "status", name, env=env)
+    assert "failed(3)" in table.stdout and "4 done(0), 1 failed(3)" in table.stderr, table
+
     listed = vca("jobs", "list", "--json", env=env).stdout
     assert [a["name"] for a in json.loads(listed)] == [name]
     vca("jobs", "cancel", name, env=env)

@@ -13,7 +13,6 @@ reaches the bucket: ``JobArray("sweep", bucket="results").status()``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -289,8 +288,12 @@ class JobArray:
                     "hold_seconds": LAB_HOLD_S if prov.name == "local" else None,
                     "setup": ".vca-job/setup" if (self.state.dir / "package/.vca-job/setup").exists() else None,
                     **store.presign(row.name, lifetime)}
-            env = {"VCA_JOB_NAME": row.name, "VCA_JOB_INDEX": str(row.index), "VCA_JOB_ATTEMPT": str(attempt),
-                   "VCA_JOB_SPEC": base64.b64encode(json.dumps(spec).encode()).decode()}
+            sent = sshexec.run_one(self.state, node, f'umask 077 && mkdir -p "$HOME/vca-job" && '
+                                   f'cat > "$HOME/vca-job/spec-{attempt}.json"', timeout=60,
+                                   stdin=json.dumps(spec).encode())
+            if sent.rc != 0:
+                return f"sending the job's spec failed: {(sent.stderr or '').strip()[-200:] or sent.rc}"
+            env = {"VCA_JOB_NAME": row.name, "VCA_JOB_INDEX": str(row.index), "VCA_JOB_ATTEMPT": str(attempt)}
             res = inject(self.state, [node], [node], self.state.dir / "package", JobOptions(env=env))
             if res.ok:
                 return None

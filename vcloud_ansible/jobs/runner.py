@@ -19,7 +19,6 @@ Python 3 standard library only: a node has nothing else.
 
 from __future__ import annotations
 
-import base64
 import glob
 import hashlib
 import json
@@ -37,7 +36,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-SPEC_VAR = "VCA_JOB_SPEC"
 HTTP_TIMEOUT = 20
 BACKOFF_FIRST, BACKOFF_CAP = 1.0, 10.0  # seconds between upload attempts: doubling, bounded
 STATE_SECONDS = 5.0  # a progress write gives up after this long
@@ -110,7 +108,7 @@ def run(spec: dict[str, Any]) -> int:
         except Exception as exc:
             log(f"state {name} not recorded: {exc}")
 
-    env = {k: v for k, v in os.environ.items() if k != SPEC_VAR}
+    env = dict(os.environ)
     env.update({"VCA_JOB_NAME": spec["job"], "VCA_JOB_INDEX": str(spec["index"]),
                 "VCA_JOB_ATTEMPT": str(attempt), **spec.get("env", {})})
     result: dict[str, Any] = {"job": spec["job"], "index": spec["index"], "attempt": attempt, "node": node,
@@ -213,12 +211,20 @@ def verify(up: Uploader, sums: dict[str, dict[str, Any]], deadline: float) -> No
     with_retries("read-back", check, deadline)
 
 
+def spec_path(attempt: str) -> Path:
+    """Where the control machine put this attempt's spec (over SSH, mode 600): the presigned upload
+    policy in it never passes through the job's environment nor vca's records."""
+    return Path(os.environ.get("HOME", "/root")) / "vca-job" / f"spec-{attempt}.json"
+
+
 def main() -> int:
-    text = os.environ.get(SPEC_VAR)
-    if not text:
-        print("vca-job: no job spec in the environment", file=sys.stderr)
+    path = spec_path(os.environ.get("VCA_JOB_ATTEMPT", ""))
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"vca-job: no job spec at {path}: {exc}", file=sys.stderr)
         return 2
-    return run(json.loads(base64.b64decode(text)))
+    return run(spec)
 
 
 if __name__ == "__main__":

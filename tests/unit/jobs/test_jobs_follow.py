@@ -113,6 +113,9 @@ def make(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
         class Res:
             ok = True
+            rc = 0
+
+        monkeypatch.setattr(array_mod.sshexec, "run_one", lambda *_a, **_k: Res())
 
         monkeypatch.setattr("vcloud_ansible.release.inject.inject", lambda *_a, **_k: Res())
         return arr, world

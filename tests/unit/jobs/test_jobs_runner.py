@@ -100,7 +100,7 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_uploads_outputs_and_manifest_last(s3: FakeS3, work: Path) -> None:
     (work / "setup.sh").write_text("echo set >> setup-ran\n")
     cmd = ('mkdir -p results/sub; echo "$VCA_JOB_NAME $VCA_JOB_INDEX $VCA_JOB_ATTEMPT $MODE" > results/sub/o.txt; '
-           'echo out; echo err >&2; test -z "$VCA_JOB_SPEC"; exit 3')
+           'echo out; echo err >&2; exit 3')
     assert runner.run(spec(s3, command=cmd, setup="setup.sh")) == 0
     objs = s3.objects
     assert objs["arr/j1/results/sub/o.txt"] == b"j1 4 2 x\n"
@@ -138,3 +138,13 @@ def test_gives_up_without_powering_off(s3: FakeS3, work: Path, tmp_path: Path) -
     assert runner.run(spec(s3, upload_seconds=1, poweroff_command=["touch", str(marker)])) == 1
     assert "arr/j1/manifest.json" not in s3.objects and not marker.exists()
     assert (tmp_path / "home/vca-job/upload-failed").exists()
+
+
+def test_main_reads_the_spec_the_control_machine_sent(s3: FakeS3, work: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VCA_JOB_ATTEMPT", "2")
+    assert runner.main() == 2  # no spec: nothing runs
+    path = runner.spec_path("2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec(s3, command="echo via-file")))
+    assert runner.main() == 0 and s3.objects["arr/j1/stdout"] == b"via-file\n"
