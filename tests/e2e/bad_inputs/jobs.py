@@ -31,6 +31,12 @@ CASES: list[Case] = [
     Case("jobs-retry-on-exit-bad", (*RUN, "--retry-on-exit", "3,x"), "--retry-on-exit takes exit codes",
          files={"jobs.csv": "instance_type,command\nt3.micro,true\n"},
          doc="`--retry-on-exit` with something other than exit codes is refused."),
+    Case("jobs-setup-missing", (*RUN, "--setup", "{tmp}/nosuch.sh"), "setup script",
+         files={"jobs.csv": "instance_type,command\nt3.micro,true\n"},
+         doc="A --setup script that does not exist is refused before anything is made."),
+    Case("jobs-no-bucket", RUN, "no bucket s3://results", needs="aws",
+         files={"jobs.csv": "instance_type,command\nt3.micro,true\n"},
+         doc="A bucket that does not exist is refused before any node or record is made."),
     Case("jobs-status-unknown", ("jobs", "status", "nosuch"), "no job array 'nosuch' is known here",
          doc="`jobs status` of an array this machine did not start, without --bucket, is refused."),
 ]
