@@ -316,7 +316,7 @@ class JobArray:
         has uploaded before it went, so the bucket read after it holds its result)."""
         store = store or self.store()
         prov = self.provider(store)
-        nodes = prov.nodes(self.state) if prov.name != "ec2" or self.state.exists() else []
+        nodes = prov.nodes(self.state)
         alive = {n.name for n in nodes if n.state in ALIVE}
         rows = self.rows(store)
         objects = store.jobs([r.name for r in rows])
