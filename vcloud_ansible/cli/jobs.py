@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..errors import RemoteFailed, UsageError
 from .context import App, pass_app
+from .lifecycle import SETTING, _provider_options
 
 BUCKET_HELP = "The array's bucket (env VCA_JOBS_BUCKET). Needed only where the array was not started."
 
@@ -58,11 +60,14 @@ def jobs() -> None:
               help="Start a lost job (its node gone) again up to R times.")
 @click.option("--retry-on-exit", default="", metavar="CODES",
               help="Exit codes that count as lost too (comma separated), e.g. 75,143.")
-@click.option("--provider", default="local", type=click.Choice(["local"]), show_default=True,
-              help="Where the nodes run (local: lab nodes; the instance type is checked and recorded).")
+@click.option("--provider", default="local", type=click.Choice(["local", "ec2"]), show_default=True,
+              help="Where the nodes run (local: lab nodes, the instance type is checked and recorded; ec2: one "
+                   "instance of the row's type, terminated by its own poweroff once its results are verified). "
+                   "The ec2 flags are those of `vca provision` (env VCA_EC2_*).")
+@_provider_options
 @pass_app
-def run(app: App, csv_file: Path, name: str, bucket: str, setup: Path | None, package: Path | None,
-        max_parallel: int | None, retries: int, retry_on_exit: str, provider: str) -> None:
+def run(app: App, /, csv_file: Path, name: str, bucket: str, setup: Path | None, package: Path | None,
+        max_parallel: int | None, retries: int, retry_on_exit: str, provider: str, **given: Any) -> None:
     """Start one node per row of JOBS.csv; returns once every job has started.
 
     JOBS.csv has the header instance_type,command and optional columns name (the job's folder; default
@@ -75,12 +80,20 @@ def run(app: App, csv_file: Path, name: str, bucket: str, setup: Path | None, pa
       t3.micro,"python3 sim.py --seed 2",seed2,MODE=fast;DEBUG=1
     \b
       vca jobs run jobs.csv --name sweep --bucket results --setup setup.sh --package sim/ --max-parallel 2
+      vca jobs run jobs.csv --name sweep --bucket results --provider ec2 --region eu-west-1 --image ami-0abc...
+    \b
+    On ec2 each instance expires (tag vca:expires-at) at its row's timeout plus 75 minutes (no timeout: 24 h),
+    and its security group lets SSH in only from this machine's address (or --ssh-cidr, never 0.0.0.0/0).
     """
     from ..jobs import JobArray
 
     codes = _codes(retry_on_exit)
+    # ec2 flags (or VCA_EC2_* in the environment) apply to ec2 only
+    settings = {k.removeprefix(SETTING): v for k, v in given.items() if v is not None and v != ()
+                } if provider == "ec2" else {}
     st = JobArray(name).run(csv_file, bucket=bucket, setup=setup, package=package, max_parallel=max_parallel,
-                            retries=retries, retry_on_exit=codes, provider=provider, say=app.say)
+                            retries=retries, retry_on_exit=codes, provider=provider, settings=settings or None,
+                            say=app.say)
     app.say(f"job array '{name}': {len(st.jobs)} jobs started; results go to s3://{bucket}/{name}/ "
             f"(`vca jobs wait {name}` follows it to the end)")
 

@@ -28,10 +28,11 @@ from typing import Any
 from ..errors import ClusterNotFound, RemoteFailed, UsageError, VcaError
 from ..node import Node
 from ..providers import Provider, get_provider
-from ..providers.base import Say
+from ..providers.base import Configurable, Say
 from ..remote import access
 from ..remote import ssh as sshexec
 from ..state import ClusterState, atomic_write, list_clusters
+from . import ec2 as jobs_ec2
 from . import spec as jobspec
 from .status import FINAL, JobStatus, counts, job_status
 from .store import ArrayStore
@@ -41,7 +42,7 @@ RUNNER = Path(__file__).with_name("runner.py")
 ALIVE = ("running", "pending")  # provider node states that count as a live job node
 DEFAULT_LIFETIME_S = 24 * 3600  # presigned uploads stay valid this long past a job's timeout
 UPLOAD_SECONDS = 900  # a node retries its upload this long before it leaves itself to the expiry guard
-LAB_HOLD_S = 3600  # a lab node whose upload gave up powers off this long after (its disk kept)
+HOLD_S = 3600  # a node whose upload gave up powers off this long after (lab: disk kept; ec2: terminated)
 ORPHAN_AFTER_S = 300  # a node no job was started on for this long is removed by whoever follows the array
 
 
@@ -131,12 +132,16 @@ class JobArray:
     def run(self, csv_path: str | Path, *, bucket: str, setup: str | Path | None = None,
             package: str | Path | None = None, max_parallel: int | None = None, retries: int = 0,
             retry_on_exit: Sequence[int] = (), provider: str = "local", lifetime: int = DEFAULT_LIFETIME_S,
-            say: Say = _quiet, poll: float = 1.0, timeout: float = 3600.0) -> ArrayStatus:
+            settings: dict[str, Any] | None = None, say: Say = _quiet, poll: float = 1.0,
+            timeout: float = 3600.0) -> ArrayStatus:
         """Check the CSV whole (nothing is made when a row is wrong), record the array in the bucket, then
         start one node per row, never more than ``max_parallel`` at once; returns once every job started
         (or finished). Lost nodes seen meanwhile are retried up to ``retries`` times; a job whose command
-        exited with a code in ``retry_on_exit`` too."""
+        exited with a code in ``retry_on_exit`` too. ``settings``: the provider's (ec2: region, image,
+        user, ssh_cidrs, ...; see jobs/ec2.py for what job nodes add and refuse)."""
         prov = get_provider(provider)
+        if settings and prov.name != "ec2":
+            raise UsageError(f"provider {prov.name} takes no settings", "leave out the ec2 flags")
         rows = jobspec.read_file(Path(csv_path), check_type=_type_checker(provider))
         if max_parallel is not None and max_parallel < 1:
             raise UsageError(f"--max-parallel must be at least 1, got {max_parallel}")
@@ -152,6 +157,9 @@ class JobArray:
                              f"pick another --name, or `vca jobs cancel {self.name}` first" if self._local()
                              else "pick another --name")
         prov.check()
+        stored: dict[str, Any] = {}
+        if isinstance(prov, Configurable):  # ec2: read-only checks against EC2 before anything is made
+            stored = prov.prepare({}, jobs_ec2.job_settings(dict(settings or {})), creating=True)
         self._bucket = bucket
         store = ArrayStore(bucket, self.name)
         store.check_bucket()
@@ -162,7 +170,9 @@ class JobArray:
                "rows": [r.to_json() for r in rows], "max_parallel": max_parallel or len(rows),
                "retries": retries, "retry_on_exit": sorted(set(retry_on_exit)), "lifetime": lifetime,
                "created_at": time.time()}
-        self.state.create(prov.name, {})
+        if prov.name == "ec2":
+            doc["ec2"] = jobs_ec2.record(stored)
+        self.state.create(prov.name, stored)
         atomic_write(self.record_path, json.dumps({"bucket": bucket, "created_at": doc["created_at"]}) + "\n")
         self._doc = doc
         try:
@@ -245,7 +255,8 @@ class JobArray:
 
         def orphan(n: Node) -> bool:
             created = n.details.get("created")
-            return n.name not in used and isinstance(created, (int, float)) and now - created > ORPHAN_AFTER_S
+            return (jobs_ec2.node_key(n) not in used and isinstance(created, (int, float))
+                    and now - created > ORPHAN_AFTER_S)
 
         gone = [n.index for n in st.nodes if everything or n.state not in ALIVE or orphan(n)]
         if gone and self.state.exists():
@@ -259,7 +270,7 @@ class JobArray:
         rows = {r.name: r for r in self.rows(store)}
         doc = self.doc(store)
         say(f"starting {len(jobs)} job{'s' if len(jobs) != 1 else ''}: {', '.join(j.name for j in jobs)}")
-        new = prov.create(self.state, len(jobs), say, "worker")
+        new = self._create(prov, [rows[j.name] for j in jobs], int(doc.get("lifetime", DEFAULT_LIFETIME_S)), say)
         every = prov.nodes(self.state)
         for n in new:
             for m in every:
@@ -279,13 +290,14 @@ class JobArray:
             attempt = job.attempt + 1
             if job.state == "failed":
                 store.delete_job_outputs(job.name)
-            store.write_launch(job.name, attempt, {"node": node.name, "index": node.index, "attempt": attempt,
-                                                   "instance_type": row.instance_type, "at": time.time()})
+            store.write_launch(job.name, attempt, {"node": jobs_ec2.node_key(node), "index": node.index,
+                                                   "attempt": attempt, "instance_type": row.instance_type,
+                                                   "at": time.time()})
             lifetime = (row.timeout or 0) + int(doc.get("lifetime", DEFAULT_LIFETIME_S))
             spec = {"job": row.name, "index": row.index, "attempt": attempt, "command": row.command,
                     "env": row.env, "timeout": row.timeout, "files": list(row.files),
                     "instance_type": row.instance_type, "upload_seconds": UPLOAD_SECONDS,
-                    "hold_seconds": LAB_HOLD_S if prov.name == "local" else None,
+                    "hold_seconds": HOLD_S,
                     "setup": ".vca-job/setup" if (self.state.dir / "package/.vca-job/setup").exists() else None,
                     **store.presign(row.name, lifetime)}
             sent = sshexec.run_one(self.state, node, f'umask 077 && mkdir -p "$HOME/vca-job" && '
@@ -299,7 +311,7 @@ class JobArray:
                 return None
             return res.nodes[node.name].message if node.name in res.nodes else "inject failed"
 
-        # One ssh session per node, all at once (each node gets its own job).
+        # One ssh session per node, all at once (each node gets its own job): jobs[i] on new[i], of its type.
         with ThreadPoolExecutor(max_workers=min(16, len(new))) as pool:
             whys = list(pool.map(start, jobs, new))
         for node, why in zip(new, whys, strict=True):
@@ -310,14 +322,37 @@ class JobArray:
         if failed:
             say(RemoteFailed.naming("starting a job", failed, len(new)).message)
 
+    def _create(self, prov: Provider, rows: list[jobspec.JobRow], lifetime: int, say: Say) -> list[Node]:
+        """One node per row, in the rows' order: lab nodes at once; EC2 instances one launch per instance
+        type and lifetime (each row's type; vca:expires-at from its timeout)."""
+        if not isinstance(prov, Configurable):
+            return prov.create(self.state, len(rows), say, "worker")
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, r in enumerate(rows):
+            groups.setdefault((r.instance_type, jobs_ec2.lifetime(r.timeout, lifetime)), []).append(i)
+        out: list[Node | None] = [None] * len(rows)
+        stored = self.state.load().settings
+        for (itype, life), idx in groups.items():
+            prov.prepare(stored, {"instance_type": itype, "worker_instance_type": itype, "role": "worker",
+                                  "lifetime": life, "shutdown_behavior": "terminate"}, creating=False)
+            made = prov.create(self.state, len(idx), say, "worker")
+            for i, n in zip(idx, sorted(made, key=lambda n: n.index), strict=True):
+                out[i] = n
+        return [n for n in out if n is not None]
+
+    def _nodes(self, prov: Provider, store: ArrayStore) -> list[Node]:
+        if prov.name == "ec2" and not self.state.exists():  # status from another machine
+            return jobs_ec2.nodes_elsewhere(self.state, dict(self.doc(store).get("ec2") or {}))
+        return prov.nodes(self.state)
+
     # -- reading ---------------------------------------------------------------------------------
     def status(self, store: ArrayStore | None = None) -> ArrayStatus:
         """Every job's state, from the bucket and the provider's listing (nodes first: a node seen gone
         has uploaded before it went, so the bucket read after it holds its result)."""
         store = store or self.store()
         prov = self.provider(store)
-        nodes = prov.nodes(self.state)
-        alive = {n.name for n in nodes if n.state in ALIVE}
+        nodes = self._nodes(prov, store)
+        alive = {jobs_ec2.node_key(n) for n in nodes if n.state in ALIVE}
         rows = self.rows(store)
         objects = store.jobs([r.name for r in rows])
         return ArrayStatus(self.name, store.bucket, [job_status(r, objects[r.name], alive) for r in rows], nodes)
