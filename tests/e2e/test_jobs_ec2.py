@@ -109,13 +109,14 @@ def test_job_array_on_ec2(ec2_jobs: Setup, tmp_path: Path) -> None:
     csv.write_text("name,instance_type,command,timeout\n"
                    'a,t3.micro,"mkdir -p results; echo $VCA_JOB_NAME > results/out.txt",600\n'
                    'b,t3.small,"echo failing >&2; exit 3",600\n'
-                   'c,t3.micro,"echo c",600\n')
+                   'c,t3.micro,"echo c",600\n'
+                   'd,t3.micro,"sleep 300",600\n')
     t0 = time.time()
     moto.reset_calls()
     res = vca("jobs", "run", str(csv), "--name", name, "--bucket", BUCKET, "--provider", "ec2", "--image", AMI,
               "--user", "root", "--ssh-via", "tag", "--ssh-cidr", os.environ["VCA_LAB_SUBNET"],
               "--ssh-timeout", "120", env=env, timeout=300)
-    assert f"job array '{name}': 3 jobs started" in res.stderr, res.stderr
+    assert f"job array '{name}': 4 jobs started" in res.stderr, res.stderr
     ran_for = time.time() - t0
     assert moto.calls()["RunInstances"] == 2  # one launch per (instance type, lifetime)
 
@@ -123,11 +124,11 @@ def test_job_array_on_ec2(ec2_jobs: Setup, tmp_path: Path) -> None:
     # timeout plus the margin (600 + 4500 s).
     insts = _instances(ec2, name)
     launches = {j: json.loads(s3.get_object(Bucket=BUCKET, Key=f"{name}/{j}/.vca/launch-1.json")["Body"].read())
-                for j in "abc"}
+                for j in "abcd"}
     by_id = {i["InstanceId"]: i for i in insts}
     assert sorted(by_id) == sorted(launch["node"] for launch in launches.values())
     assert {j: by_id[launch["node"]]["InstanceType"] for j, launch in launches.items()} == {
-        "a": "t3.micro", "b": "t3.small", "c": "t3.micro"}
+        "a": "t3.micro", "b": "t3.small", "c": "t3.micro", "d": "t3.micro"}
     for iid, inst in by_id.items():
         how = ec2.describe_instance_attribute(InstanceId=iid, Attribute="instanceInitiatedShutdownBehavior")
         assert how["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate", iid
@@ -146,30 +147,40 @@ def test_job_array_on_ec2(ec2_jobs: Setup, tmp_path: Path) -> None:
         else:
             assert [p["GroupId"] for p in perm["UserIdGroupPairs"]] == [groups[0]["GroupId"]], perm
 
-    # Nothing of vca runs from here: each node uploads, verifies, powers off, and the instance ends.
+    # Nothing of vca runs from here: each node uploads, verifies, powers off, and the instance ends;
+    # d's instance is terminated under its job (as a spot interruption would).
+    killed = launches["d"]["node"]
+    ec2.terminate_instances(InstanceIds=[killed])
     end = time.monotonic() + 90
     while time.monotonic() < end and any(i["State"]["Name"] != "terminated" for i in _instances(ec2, name)):
         standins.check()
         time.sleep(1)
     assert {i["State"]["Name"] for i in _instances(ec2, name)} == {"terminated"}
-    assert sorted(standins.powered_off) == sorted(by_id)  # each ended by its own poweroff, not by vca
+    assert sorted(standins.powered_off) == sorted(set(by_id) - {killed})  # by its own poweroff, not by vca
     assert moto.calls()["TerminateInstances"] == 0  # (vca's own calls since `jobs run` began)
     settled = time.time() - t0
     # Each uploaded (and verified) before it powered off.
     for j, launch in launches.items():
+        if j == "d":
+            continue
         head = s3.head_object(Bucket=BUCKET, Key=f"{name}/{j}/manifest.json")
         assert head["LastModified"].timestamp() <= standins.powered_off[launch["node"]] + 1
 
-    # Status from a fresh VCA_HOME: the bucket and EC2's listing (every instance gone, each with a result).
+    # Status from a fresh VCA_HOME: the bucket and EC2's listing (every instance gone; d's without a result).
     fresh = {**env, "VCA_HOME": str(tmp_path / "fresh-home")}
     doc = json.loads(vca("jobs", "status", name, "--bucket", BUCKET, "--json", env=fresh).stdout)
-    assert {j["name"]: j["label"] for j in doc["jobs"]} == {"a": "done(0)", "b": "failed(3)", "c": "done(0)"}
+    assert {j["name"]: j["label"] for j in doc["jobs"]} == {
+        "a": "done(0)", "b": "failed(3)", "c": "done(0)", "d": "lost"}, doc
     moto.reset_calls()
+    # wait (no --retries: d stays lost; starting it again is the provider-neutral follow loop, tested on
+    # the lab and in the unit tests) ends at once and names b and d.
     waited = vca("jobs", "wait", name, "--interval", "1", "--timeout", "60", env=env, check=False)
-    assert waited.returncode == 1 and "b (failed(3))" in waited.stderr, waited.stderr
-    assert moto.calls()["RunInstances"] == 0  # nothing was lost: nothing started again
+    assert waited.returncode == 1 and "b (failed(3))" in waited.stderr and "d (lost)" in waited.stderr, waited.stderr
+    assert moto.calls()["RunInstances"] == 0
+    assert not [i for i in _instances(ec2, name) if i["State"]["Name"] in ("pending", "running")]
 
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{name}/")["Contents"]}
+    assert not [k for k in keys if k.startswith(f"{name}/d/") and "/.vca/" not in k]  # d never ended
     for j in "abc":
         for rel in ("stdout", "stderr", "result.json", "manifest.json"):
             assert f"{name}/{j}/{rel}" in keys, (j, rel)
@@ -186,5 +197,5 @@ def test_job_array_on_ec2(ec2_jobs: Setup, tmp_path: Path) -> None:
         "SecurityGroups"]
     assert all(i["State"]["Name"] == "terminated" for i in _instances(ec2, name))
     standins.check()
-    print(f"jobs run (2 launches, 3 instances) returned after {ran_for:.1f} s; all terminated by their own "
+    print(f"jobs run (2 launches, 4 instances) returned after {ran_for:.1f} s; all terminated by their own "
           f"poweroff {settled:.1f} s after the start")

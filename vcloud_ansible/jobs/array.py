@@ -140,8 +140,9 @@ class JobArray:
         exited with a code in ``retry_on_exit`` too. ``settings``: the provider's (ec2: region, image,
         user, ssh_cidrs, ...; see jobs/ec2.py for what job nodes add and refuse)."""
         prov = get_provider(provider)
-        if settings and prov.name != "ec2":
+        if settings and not isinstance(prov, Configurable):
             raise UsageError(f"provider {prov.name} takes no settings", "leave out the ec2 flags")
+        given = jobs_ec2.job_settings(dict(settings or {})) if isinstance(prov, Configurable) else {}
         rows = jobspec.read_file(Path(csv_path), check_type=_type_checker(provider))
         if max_parallel is not None and max_parallel < 1:
             raise UsageError(f"--max-parallel must be at least 1, got {max_parallel}")
@@ -159,7 +160,7 @@ class JobArray:
         prov.check()
         stored: dict[str, Any] = {}
         if isinstance(prov, Configurable):  # ec2: read-only checks against EC2 before anything is made
-            stored = prov.prepare({}, jobs_ec2.job_settings(dict(settings or {})), creating=True)
+            stored = prov.prepare({}, given, creating=True)
         self._bucket = bucket
         store = ArrayStore(bucket, self.name)
         store.check_bucket()

@@ -9,9 +9,11 @@ package's vcloud-launch): once started the node needs nothing from the control m
    holds no credentials), each retried with backoff;
 3. reads the prefix back (a presigned listing: size and MD5 of every object) and checks it against what
    it sent, then uploads manifest.json (sha256 and size per file) and checks that too;
-4. only then powers the node off (ec2: shutdown behaviour terminate; lab: the provider sees it down).
-   When the upload keeps failing past its deadline the node stays for the expiry guard (a lab node, with
-   no guard, powers off after ``hold_seconds``: its disk and the outputs on it are kept).
+4. only then powers the node off (ec2: launched with shutdown behaviour terminate, so the instance ends;
+   lab: the provider sees it down).
+   When the upload keeps failing past its deadline the node stays ``hold_seconds`` (its outputs can be
+   fetched by hand), then powers off all the same: a lab node keeps its disk, an EC2 instance terminates.
+   An EC2 instance also carries vca:expires-at (its row's timeout plus a margin) for the expiry guard.
 
 Progress goes to ARRAY/JOB/.vca/state.json (best effort: a status write never holds the job up).
 Python 3 standard library only: a node has nothing else.

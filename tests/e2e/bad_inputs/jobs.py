@@ -31,6 +31,11 @@ CASES: list[Case] = [
     Case("jobs-retry-on-exit-bad", (*RUN, "--retry-on-exit", "3,x"), "--retry-on-exit takes exit codes",
          files={"jobs.csv": "instance_type,command\nt3.micro,true\n"},
          doc="`--retry-on-exit` with something other than exit codes is refused."),
+    Case("jobs-ec2-ssh-open-to-all", (*RUN, "--provider", "ec2", "--ssh-cidr", "0.0.0.0/0"),
+         "--ssh-cidr 0.0.0.0/0 opens job nodes to the whole internet",
+         files={"jobs.csv": "instance_type,command\nt3.micro,true\n"},
+         doc="Job nodes on EC2 never let SSH in from the whole internet: `--ssh-cidr 0.0.0.0/0` (or ::/0) is "
+             "refused before any AWS call."),
     Case("jobs-setup-missing", (*RUN, "--setup", "{tmp}/nosuch.sh"), "setup script",
          files={"jobs.csv": "instance_type,command\nt3.micro,true\n"},
          doc="A --setup script that does not exist is refused before anything is made."),
