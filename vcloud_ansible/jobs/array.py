@@ -255,7 +255,7 @@ class JobArray:
         now = time.time()
 
         def orphan(n: Node) -> bool:
-            created = n.details.get("created")
+            created = jobs_ec2.created_at(n)
             return (jobs_ec2.node_key(n) not in used and isinstance(created, (int, float))
                     and now - created > ORPHAN_AFTER_S)
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import UsageError
@@ -67,6 +68,18 @@ def nodes_elsewhere(state: ClusterState, ec2_record: dict[str, Any]) -> list[Nod
 
     s = Ec2Settings.from_dict(ec2_record)
     return Ec2Provider._nodes(state, s, ec2_api.cluster_instances(ec2_api.client(s.region), state.name, s.region))
+
+
+def created_at(n: Node) -> float | None:
+    """When a node was made: the lab records it; an instance has its launch time (UTC, ISO 8601)."""
+    created = n.details.get("created")
+    if isinstance(created, (int, float)):
+        return float(created)
+    try:
+        return datetime.strptime(str(n.details.get("launched") or ""), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def node_key(n: Node) -> str:

@@ -92,3 +92,12 @@ def test_one_launch_per_type_and_lifetime_in_row_order(tmp_path: Path, monkeypat
         ("t3.micro", f"{600 + jobs_ec2.EXPIRY_MARGIN_S}s", 2), ("c5.large", "86400s", 1),
         ("t3.micro", f"{60 + jobs_ec2.EXPIRY_MARGIN_S}s", 1)]
     assert all(o["shutdown_behavior"] == "terminate" and o["role"] == "worker" for o, _ in prov.runs)
+
+
+def test_created_at_from_the_lab_or_the_launch_time() -> None:
+    lab = Node(index=0, name="a-0", address="", private_ip="", details={"created": 12.5})
+    inst = Node(index=0, name="a-0", address="", private_ip="", details={"launched": "2026-12-01T05:00:00Z"})
+    neither = Node(index=0, name="a-0", address="", private_ip="", details={"launched": ""})
+    assert jobs_ec2.created_at(lab) == 12.5
+    assert jobs_ec2.created_at(inst) == 1796101200.0
+    assert jobs_ec2.created_at(neither) is None
