@@ -111,6 +111,15 @@ def test_job_array_on_ec2(ec2_jobs: Setup, tmp_path: Path) -> None:
                    'b,t3.small,"echo failing >&2; exit 3",600\n'
                    'c,t3.micro,"echo c",600\n'
                    'd,t3.micro,"sleep 300",600\n')
+    # A group of the user's that lets SSH in from anywhere is refused for job nodes; nothing is made.
+    open_sg = ec2.create_security_group(GroupName="wide-open", Description="open")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=open_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    refused = vca("jobs", "run", str(csv), "--name", name + "x", "--bucket", BUCKET, "--provider", "ec2",
+                  "--image", AMI, "--security-group", open_sg, env=env, check=False)
+    assert refused.returncode == 2 and f"security group {open_sg} is open to 0.0.0.0/0" in refused.stderr, refused
+    assert not _instances(ec2, name + "x") and "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+
     t0 = time.time()
     moto.reset_calls()
     res = vca("jobs", "run", str(csv), "--name", name, "--bucket", BUCKET, "--provider", "ec2", "--image", AMI,

@@ -161,6 +161,11 @@ class JobArray:
         stored: dict[str, Any] = {}
         if isinstance(prov, Configurable):  # ec2: read-only checks against EC2 before anything is made
             stored = prov.prepare({}, given, creating=True)
+            if stored.get("security_group"):
+                from ..providers.ec2 import api as ec2_api
+
+                with ec2_api.aws_errors(str(stored["region"])):
+                    jobs_ec2.check_group(ec2_api.client(str(stored["region"])), str(stored["security_group"]))
         self._bucket = bucket
         store = ArrayStore(bucket, self.name)
         store.check_bucket()

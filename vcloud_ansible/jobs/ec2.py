@@ -47,6 +47,19 @@ def job_settings(given: dict[str, Any]) -> dict[str, Any]:
     return {**given, "shutdown_behavior": "terminate"}
 
 
+def check_group(ec2: Any, group_id: str) -> None:
+    """A security group given for job nodes (--security-group) may let nothing in from the whole internet."""
+    groups = ec2.describe_security_groups(GroupIds=[group_id]).get("SecurityGroups", [])
+    for perm in (p for g in groups for p in g.get("IpPermissions", [])):
+        world = [r["CidrIp"] for r in perm.get("IpRanges", []) if r.get("CidrIp") == "0.0.0.0/0"] + \
+                [r["CidrIpv6"] for r in perm.get("Ipv6Ranges", []) if r.get("CidrIpv6") == "::/0"]
+        if world:
+            ports = "all ports" if perm.get("IpProtocol") == "-1" else f"port {perm.get('FromPort')}"
+            raise UsageError(f"security group {group_id} is open to {world[0]} ({ports})",
+                             "job nodes take no rule open to the whole internet: leave out --security-group "
+                             "(vca makes one) or give a closed one")
+
+
 def lifetime(timeout: int | None, array_lifetime: int) -> str:
     """The ``lifetime`` setting (vca:expires-at) of a row's node: its timeout plus the margin."""
     seconds = timeout + EXPIRY_MARGIN_S if timeout else array_lifetime

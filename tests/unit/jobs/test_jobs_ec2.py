@@ -101,3 +101,22 @@ def test_created_at_from_the_lab_or_the_launch_time() -> None:
     assert jobs_ec2.created_at(lab) == 12.5
     assert jobs_ec2.created_at(inst) == 1796101200.0
     assert jobs_ec2.created_at(neither) is None
+
+
+class Groups:
+    def __init__(self, perms: list[dict[str, Any]]) -> None:
+        self.perms = perms
+
+    def describe_security_groups(self, GroupIds: list[str]) -> dict[str, Any]:
+        return {"SecurityGroups": [{"GroupId": GroupIds[0], "IpPermissions": self.perms}]}
+
+
+def test_a_given_group_open_to_the_world_is_refused() -> None:
+    closed = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "198.51.100.0/24"}]},
+              {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-1"}]}]
+    jobs_ec2.check_group(Groups(closed), "sg-1")
+    with pytest.raises(UsageError, match=r"sg-1 is open to 0.0.0.0/0 \(port 22\)"):
+        jobs_ec2.check_group(Groups([*closed, {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                                               "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]), "sg-1")
+    with pytest.raises(UsageError, match=r"open to ::/0 \(all ports\)"):
+        jobs_ec2.check_group(Groups([{"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}]), "sg-1")
