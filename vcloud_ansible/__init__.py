@@ -22,6 +22,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .cluster import Cluster, NodeStatus, TeardownResult, WaitResult
+    from .jobs.array import JobArray
     from .node import Node, NodeRefs
     from .playbook.runner import RunResult
     from .release.transport import InjectResult
@@ -35,7 +36,7 @@ _LAZY = {
     "Cluster": "cluster", "NodeStatus": "cluster", "TeardownResult": "cluster", "WaitResult": "cluster",
     "Node": "node", "NodeRefs": "node", "RemoveResult": "shape.remove", "RunResult": "playbook.runner",
     "InjectResult": "release.transport",
-    "ExecResult": "remote.ssh",
+    "ExecResult": "remote.ssh", "JobArray": "jobs.array",
 }
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "EnvironmentProblem",
     "ExecResult",
     "InjectResult",
+    "JobArray",
     "LabError",
     "Node",
     "NodeNotFound",

@@ -24,6 +24,7 @@ COMMANDS = {
     "create": "static", "forget-host": "static:forget_host", "up": "up", "down": "up",
     "spec": "spec:spec_cmd",
     "guard": "guard", "gc": "guard",
+    "jobs": "jobs",
 }
 
 

@@ -66,6 +66,12 @@ options:
     description: Highest hourly spot price in USD; empty for the on-demand price. Only with O(spot).
     type: str
     default: ""
+  shutdown_behavior:
+    description:
+      - What a shutdown from inside a new instance (C(poweroff)) does to it (InstanceInitiatedShutdownBehavior
+        of this request). Omitted: EC2's default, V(stop).
+    type: str
+    choices: [stop, terminate]
   indexes:
     description:
       - With O(state=absent), the indexes to terminate; empty means every instance of the cluster.
@@ -255,6 +261,8 @@ def ensure_present(module, client):
             if p["spot_max_price"]:
                 market["SpotOptions"] = {"MaxPrice": p["spot_max_price"]}
             request["InstanceMarketOptions"] = market
+        if p["shutdown_behavior"]:
+            request["InstanceInitiatedShutdownBehavior"] = p["shutdown_behavior"]
         try:
             launched = client.run_instances(aws_retry=True, **request)["Instances"]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
@@ -342,6 +350,7 @@ def main():
             role=dict(type="str", choices=["head", "worker", "dev"]),
             spot=dict(type="bool", default=False),
             spot_max_price=dict(type="str", default=""),
+            shutdown_behavior=dict(type="str", choices=["stop", "terminate"]),
             indexes=dict(type="list", elements="int", default=[]),
             reserved=dict(type="list", elements="int", default=[]),
             wait=dict(type="bool", default=True),

@@ -556,6 +556,7 @@ def _extravars(state: ClusterState, s: Ec2Settings, plan: Plan, count: int, toke
         "provider_ec2_instance_profile": s.instance_profile or "",
         "provider_ec2_spot": s.spot,
         "provider_ec2_spot_max_price": s.max_price or "",
+        "provider_ec2_shutdown_behavior": s.shutdown_behavior,
         "provider_ec2_public_key": state.public_key(),
         "provider_ec2_key_name": s.key_name or "",
         "provider_ec2_security_group_id": s.security_group or "",

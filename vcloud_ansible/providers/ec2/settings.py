@@ -31,6 +31,7 @@ from ..settings import Setting, check_known
 DEFAULT_IMAGE_NAME = "debian-12-amd64-*"
 DEFAULT_IMAGE_OWNERS = "self,amazon,136693071363"
 SSH_VIA = ("public", "private", "tag")
+SHUTDOWN_BEHAVIORS = ("stop", "terminate")  # InstanceInitiatedShutdownBehavior
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
@@ -83,6 +84,8 @@ SETTINGS: tuple[Setting, ...] = (
          "--spot`); lifecycle shown by `vca status`.", kind="bool", default=False, stored=False),
     _ec2("max_price", "Highest hourly price (USD) for the spot instances of this run; needs --spot. "
          "Default: the on-demand price.", metavar="USD", stored=False),
+    _ec2("shutdown_behavior", "What a node's own poweroff does to its instance: stop (disk kept) or "
+         "terminate (`vca jobs run` sets terminate).", kind="choice", choices=SHUTDOWN_BEHAVIORS, default="stop"),
     _ec2("ssh_timeout", "Seconds to wait for new nodes to accept SSH.", kind="int", metavar="SECONDS",
          default=300),
     _ec2("owner", "Owner recorded in the vca:owner tag. Default: <user>@<host>.", metavar="OWNER"),
@@ -123,6 +126,7 @@ class Ec2Settings:
     lifetime: str = "24h"
     spot: bool = False
     max_price: str | None = None
+    shutdown_behavior: str = "stop"
     ssh_timeout: int = 300
     role: str | None = None
     head_instance_type: str | None = None

@@ -118,7 +118,8 @@ def test_defaults_come_from_the_declarations() -> None:
     from vcloud_ansible.providers.ec2.settings import DEFAULTS
 
     assert DEFAULTS == {"instance_type": "t3.micro", "user": "admin", "ssh_via": "public", "lifetime": "24h",
-                        "spot": False, "ssh_timeout": 300, "tags": {}, "ssh_cidrs": [], "open_ports": []}
+                        "spot": False, "shutdown_behavior": "stop", "ssh_timeout": 300, "tags": {}, "ssh_cidrs": [],
+                        "open_ports": []}
     assert BY_KEY["lifetime"].help_text.endswith("0 for never. Default: 24h.")
     assert BY_KEY["role"].choices == ("head", "worker", "dev") and not BY_KEY["role"].stored
 
