@@ -174,3 +174,5 @@ def test_guard_lifetime_changes_the_expiry_tags(moto: MotoServer, vca_home: Path
     assert len(asked) == 1 and f"InstanceId={a}" in asked[0], asked
     assert "InstanceInitiatedShutdownBehavior.Value=terminate" in asked[0], asked
     assert "1 instances tagged" in res.stderr, res.stderr
+    # instances launched later get the behaviour at launch (RunInstances), from the cluster's settings
+    assert ClusterState("tg", vca_home).load().settings["shutdown_behavior"] == "terminate"
