@@ -323,8 +323,18 @@ class Cluster:
         return result
 
     def _push_or_raise(self, say: Say, nodes: list[Node] | None = None) -> None:
-        """The membership push after a change of membership; RemoteFailed naming the nodes it missed."""
+        """The membership push after a change of membership; RemoteFailed naming the nodes it missed.
+        Then the HA cluster's membership, when the setup roles name ha_cluster."""
         self._raise_push_failures(self.push_membership(say, nodes))
+        self._ha_membership(say)
+
+    def _ha_membership(self, say: Say) -> None:
+        from .service import membership as ha
+
+        setup = self.record.setup
+        if ha.named(setup):
+            say("bringing the HA cluster's membership up to date")
+            ha.sync(self.state, self.inventory_path(refresh=False), setup, self.nodes())
 
     @staticmethod
     def _raise_push_failures(pushed: PushResult | None) -> None:
@@ -726,13 +736,14 @@ class Cluster:
         record = self.record
         request = {setup_settings.check_target(on): [add]} if add is not None else None
         named = setup_settings.merged(record.setup, request)
-        nodes = self.select(indexes)
+        every = self.nodes()
+        nodes = self.select(indexes, every)
         if named != record.setup:
             self.state.save(replace(record, setup=named))
         if add is not None and on != "all":
             nodes = [n for n in nodes if n.role == on]
         return setup_stage.apply(self.state, self.inventory_path(refresh=False), named, nodes, console=console,
-                                 verbose=verbose)
+                                 verbose=verbose, every=every)
 
     def forget_setup_role(self, role: str, on: str | None = None) -> list[str]:
         """Stop naming ``role`` (for ``on``, or wherever it is named); returns where it was named.
