@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from .playbook.runner import RunResult
     from .put.run import PutOutcome, PutResult
     from .release.transport import InjectResult, NodeInject
+    from .service.ops import HaCluster
+    from .service.spec import ServiceInfo
     from .setup.stage import SetupRun
     from .shape.remove import RemoveResult
 
@@ -755,6 +757,51 @@ class Cluster:
         self.state.save(replace(record, setup=kept))
         return left
 
+
+    # -- HA services (vcloud_ansible.service) ---------------------------------------------------
+    def _ha(self) -> HaCluster:
+        from .service.ops import HaCluster
+
+        return HaCluster(self.state, self.record.setup, self._reach())
+
+    def services(self) -> list[ServiceInfo]:
+        """The services of the HA cluster: where each runs, its state, fail count and since when."""
+        return self._ha().services()
+
+    def add_service(self, name: str, command: list[str], *, node: str = "any", user: str | None = None,
+                    cwd: str | None = None, failover: bool = True, say: Say = _quiet) -> ServiceInfo:
+        """Run ``command`` as a pacemaker-managed service ``name`` on ``node`` (index, name, or "any":
+        pacemaker chooses), as ``user`` in ``cwd``; returns it once it runs. ``failover``: moved to
+        another node when its node fails (False: it stays stopped until its node is back). PIDFILE in
+        the command becomes the service's PID file (the command then writes it itself)."""
+        from .service import ops
+
+        self.state.load()
+        with self.state.lock("service add", say):
+            return ops.add(self._ha(), name, command, node=str(node), user=user, cwd=cwd, failover=failover,
+                           say=say)
+
+    def remove_service(self, name: str, say: Say = _quiet) -> None:
+        """Stop the service everywhere, then forget it."""
+        from .service import ops
+
+        self.state.load()
+        with self.state.lock("service remove", say):
+            ops.remove(self._ha(), name, say)
+
+    def move_service(self, name: str, node: str, say: Say = _quiet) -> ServiceInfo:
+        """Run the service on ``node`` from now on (as if added with that node); returns it running there."""
+        from .service import ops
+
+        self.state.load()
+        with self.state.lock("service move", say):
+            return ops.move(self._ha(), name, str(node), say)
+
+    def service_logs(self, name: str, tail: int = 100) -> dict[str, str]:
+        """The service's output on each node that ran it ({node: last lines}), the node it runs on last."""
+        from .service import ops
+
+        return ops.logs(self._ha(), name, tail)
 
     # -- reaching nodes from outside -----------------------------------------------------------
     def inventory_path(self, refresh: bool = True) -> Path:

@@ -20,7 +20,7 @@ COMMANDS = {
     "inventory": "nodes", "run": "run", "inject": "inject", "mkpkg": "inject", "logs": "inject", "attach": "inject",
     "stop": "inject", "wait": "inject", "collect": "collect", "put": "put", "setup": "setup",
     "compile": "compile", "spec-schema": "spec:spec_schema", "heal": "membership", "remove": "shape",
-    "resize": "shape", "power": "shape", "import": "shape:import_",
+    "resize": "shape", "power": "shape", "import": "shape:import_", "service": "service",
 }
 
 
