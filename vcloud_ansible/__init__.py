@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .playbook.runner import RunResult
     from .release.transport import InjectResult
     from .remote.ssh import ExecResult
+    from .service.spec import ServiceInfo
     from .shape.remove import RemoveResult
 
 __version__ = "0.1.0"
@@ -35,7 +36,7 @@ _LAZY = {
     "Cluster": "cluster", "NodeStatus": "cluster", "TeardownResult": "cluster", "WaitResult": "cluster",
     "Node": "node", "NodeRefs": "node", "RemoveResult": "shape.remove", "RunResult": "playbook.runner",
     "InjectResult": "release.transport",
-    "ExecResult": "remote.ssh",
+    "ExecResult": "remote.ssh", "ServiceInfo": "service.spec",
 }
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "RemoteFailed",
     "RemoveResult",
     "RunResult",
+    "ServiceInfo",
     "TeardownResult",
     "UsageError",
     "VcaError",

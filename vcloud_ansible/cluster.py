@@ -774,8 +774,10 @@ class Cluster:
         pacemaker chooses), as ``user`` in ``cwd``; returns it once it runs. ``failover``: moved to
         another node when its node fails (False: it stays stopped until its node is back). PIDFILE in
         the command becomes the service's PID file (the command then writes it itself)."""
-        from .service import ops
+        from .service import ops, spec
 
+        spec.check_name(name)  # bad input is refused before the cluster is looked at
+        spec.check_command(command)
         self.state.load()
         with self.state.lock("service add", say):
             return ops.add(self._ha(), name, command, node=str(node), user=user, cwd=cwd, failover=failover,

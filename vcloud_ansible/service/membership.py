@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RemoteFailed
 from ..node import Node
-from ..state import ClusterState
 from ..setup import settings
+from ..state import ClusterState
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,14 +75,16 @@ def sync(state: ClusterState, inventory: Path, setup: Mapping[str, Sequence[str]
     live = [n for n in ha_nodes(setup, every) if n.state == "running"]
     if not live:
         return None
-    from ..playbook.runner import run_playbook
-    from ..setup.stage import PLAYBOOK, roles_path_env
+    import os
 
+    from ..playbook.runner import run_playbook
+
+    roles_path = os.pathsep.join(str(p) for p in settings.roles_path())
     result = run_playbook(
-        PLAYBOOK, inventory=inventory, state_dir=state.dir,
+        "setup", inventory=inventory, state_dir=state.dir,
         extravars={"vca_cluster": state.name, "vca_setup_roles": settings.for_playbook(only_ha(setup)),
                    **extravars(state, setup, every)},
-        limit=",".join(n.name for n in live), env={"ANSIBLE_ROLES_PATH": roles_path_env()},
+        limit=",".join(n.name for n in live), env={"ANSIBLE_ROLES_PATH": roles_path},
         verbose=verbose, hosts_expected=[n.name for n in live], title=what, console=console,
     )
     try:

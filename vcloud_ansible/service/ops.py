@@ -158,7 +158,8 @@ def move(ha: HaCluster, name: str, node: str, say: Say) -> ServiceInfo:
     if target.state != "running":
         raise UsageError(f"node {target.name} is {target.state}", "move the service to a node that runs")
     script = [
-        _cib("--delete", "-o", "constraints", "--xml-text", f'<rsc_location id="{spec.prefer_id(name)}"/>') + " || true",
+        _cib("--delete", "-o", "constraints", "--xml-text", f'<rsc_location id="{spec.prefer_id(name)}"/>')
+        + " || true",
         _cib("--create", "-o", "constraints", "--xml-text", spec.prefer_xml(name, target.name)),
         shlex.join(["crm_resource", "--resource", name, "--meta", "--set-parameter", "vca-placement",
                     "--parameter-value", target.name]),
@@ -178,8 +179,8 @@ def logs(ha: HaCluster, name: str, tail: int = 100) -> dict[str, str]:
     it runs on last."""
     info = ha.find(name)
     path = shlex.quote(spec.logfile(name))
-    out = {r.node.name: r.stdout for r in sshexec.run_all(ha.state, ha.live, f"test -f {path} && tail -n {int(tail)} {path}",
-                                                          timeout=20) if r.rc == 0}
+    command = f"test -f {path} && tail -n {int(tail)} {path}"
+    out = {r.node.name: r.stdout for r in sshexec.run_all(ha.state, ha.live, command, timeout=20) if r.rc == 0}
     if info.node in out:
         out[info.node] = out.pop(info.node)
     return out

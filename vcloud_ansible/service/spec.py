@@ -9,7 +9,7 @@ import re
 import shlex
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from xml.sax.saxutils import quoteattr
 
 from ..errors import UsageError
@@ -105,7 +105,8 @@ def pin_id(name: str) -> str:
 
 def prefer_xml(name: str, node: str) -> str:
     """Run on ``node`` whenever it is up (INFINITY wins over stickiness: it comes back there)."""
-    return f'<rsc_location id={quoteattr(prefer_id(name))} rsc={quoteattr(name)} node={quoteattr(node)} score="INFINITY"/>'
+    return (f'<rsc_location id={quoteattr(prefer_id(name))} rsc={quoteattr(name)} node={quoteattr(node)} '
+            'score="INFINITY"/>')
 
 
 def pin_xml(name: str, node: str) -> str:
@@ -127,15 +128,15 @@ def parse(cib_xml: str, mon_xml: str) -> list[ServiceInfo]:
         running[rid] = (where, r.get("role") or "Stopped", r.get("failed") == "true")
     fails: dict[str, int] = {}
     starts: dict[tuple[str, str], int] = {}
-    for state in cib.iter("node_state"):
-        uname = state.get("uname") or ""
-        for nv in state.iter("nvpair"):
+    for ns in cib.iter("node_state"):
+        uname = ns.get("uname") or ""
+        for nv in ns.iter("nvpair"):
             key = nv.get("name") or ""
             if key.startswith("fail-count-"):
                 rid = key[len("fail-count-"):].split("#", 1)[0]
                 value = nv.get("value") or "0"
                 fails[rid] = fails.get(rid, 0) + (1_000_000 if value == "INFINITY" else int(value or 0))
-        for res in state.iter("lrm_resource"):
+        for res in ns.iter("lrm_resource"):
             for op in res.iter("lrm_rsc_op"):
                 if op.get("operation") == "start" and op.get("rc-code") == "0":
                     at = int(op.get("last-rc-change") or 0)
@@ -147,7 +148,8 @@ def parse(cib_xml: str, mon_xml: str) -> list[ServiceInfo]:
         if (p.get("class"), p.get("provider"), p.get("type")) != AGENT:
             continue
         rid = p.get("id") or ""
-        meta = {nv.get("name"): nv.get("value") or "" for m in p.findall("meta_attributes") for nv in m.iter("nvpair")}
+        meta = {nv.get("name"): nv.get("value") or "" for m in p.findall("meta_attributes")
+                for nv in m.iter("nvpair")}
         params = {nv.get("name"): nv.get("value") or "" for a in p.findall("instance_attributes")
                   for nv in a.iter("nvpair")}
         try:
@@ -158,9 +160,10 @@ def parse(cib_xml: str, mon_xml: str) -> list[ServiceInfo]:
         state = "failed" if failed else {"Started": "running", "Starting": "starting"}.get(role, "stopped")
         node = where if state in ("running", "starting", "failed") else None
         at = starts.get((rid, node or ""), 0)
-        since = datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds") if node and at else None
+        since = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds") if node and at else None
         out.append(ServiceInfo(
-            name=rid, command=command, node=node, state=state, failover=meta.get("vca-failover", "true") != "false",
+            name=rid, command=command, node=node, state=state,
+            failover=meta.get("vca-failover", "true") != "false",
             fail_count=fails.get(rid, 0), since=since, placement=meta.get("vca-placement") or "any",
             user=meta.get("vca-user") or None, cwd=meta.get("vca-cwd") or None,
         ))

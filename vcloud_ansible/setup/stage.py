@@ -77,7 +77,7 @@ def apply(state: ClusterState, inventory: Path, setup: Mapping[str, Sequence[str
     result = run_playbook(
         PLAYBOOK, inventory=inventory, state_dir=state.dir,
         extravars={"vca_cluster": state.name, "vca_setup_roles": settings.for_playbook(setup)},
-        limit=",".join(n.name for n in chosen), env={"ANSIBLE_ROLES_PATH": roles_path_env()},
+        limit=",".join(n.name for n in chosen), env={"ANSIBLE_ROLES_PATH": _roles_path()},
         verbose=verbose, hosts_expected=[n.name for n in chosen], title=what, console=console,
     )
     try:
@@ -121,6 +121,5 @@ def _role_names(setup: Mapping[str, Sequence[str]], nodes: Sequence[Node]) -> li
     return [Path(r).name if settings.is_path(r) else r for r in roles]
 
 
-def roles_path_env() -> str:
-    """ANSIBLE_ROLES_PATH for the stage: vca's roles first."""
+def _roles_path() -> str:
     return os.pathsep.join(str(p) for p in settings.roles_path())
