@@ -170,7 +170,9 @@ def test_added_node_joins_as_remote_and_runs_a_service(ha: Ha) -> None:
     assert ha.services()["onremote"]["node"] == f"{ha.name}-3"
     ha.vca("service", "move", "onremote", "2")
     wait_until("onremote answers on node 2", lambda: answers(ips[2], 8082), 30)
-    assert "Serving HTTP on" in ha.vca("service", "logs", "onremote").stdout
+    logs = ha.vca("service", "logs", "onremote").stdout  # both nodes' output, the one it runs on last
+    assert logs.index(f"==> {ha.name}-3 <==") < logs.index(f"==> {ha.name}-2 <==")
+    assert f"start on {ha.name}-2" in logs and '"GET / HTTP/1.1" 200' in logs
 
 
 @pytest.mark.parametrize("case", [c for c in HA_CASES if c.needs == "ha"], ids=lambda c: c.id)

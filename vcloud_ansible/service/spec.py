@@ -28,7 +28,7 @@ class ServiceInfo:
     name: str
     command: list[str]  # as given (PIDFILE not replaced)
     node: str | None  # where it runs now (None: nowhere)
-    state: str  # running | stopped | failed | starting
+    state: str  # running | starting | stopping | stopped | failed
     failover: bool  # moves to another node when its node fails
     fail_count: int  # failures pacemaker counts, over every node
     since: str | None  # when it last started where it runs (UTC, ISO 8601)
@@ -121,11 +121,19 @@ def parse(cib_xml: str, mon_xml: str) -> list[ServiceInfo]:
     """Every vca service of the CIB (``cibadmin -Q``) with where and how it runs (``crm_mon --output-as=xml``)."""
     cib = ET.fromstring(cib_xml)
     mon = ET.fromstring(mon_xml) if mon_xml.strip() else ET.Element("crm_mon")
-    running: dict[str, tuple[str | None, str, bool]] = {}
+    running: dict[str, tuple[str | None, str]] = {}
     for r in mon.iter("resource"):
         rid = r.get("id") or ""
         where = next((n.get("name") for n in r.findall("node")), None)
-        running[rid] = (where, r.get("role") or "Stopped", r.get("failed") == "true")
+        role = r.get("role") or "Stopped"
+        active = r.get("active") == "true" or int(r.get("nodes_running_on") or 0) > 0
+        if r.get("failed") == "true":
+            state = "failed"
+        elif role in ("Started", "Starting"):
+            state = "running" if role == "Started" else "starting"
+        else:  # being stopped (role Stopping, or still active on a node) is not stopped yet
+            state = "stopping" if active else "stopped"
+        running[rid] = (where, state)
     fails: dict[str, int] = {}
     starts: dict[tuple[str, str], int] = {}
     for ns in cib.iter("node_state"):
@@ -156,9 +164,8 @@ def parse(cib_xml: str, mon_xml: str) -> list[ServiceInfo]:
             command = list(json.loads(meta.get("vca-command") or "[]"))
         except ValueError:
             command = shlex.split(params.get("command", ""))
-        where, role, failed = running.get(rid, (None, "Stopped", False))
-        state = "failed" if failed else {"Started": "running", "Starting": "starting"}.get(role, "stopped")
-        node = where if state in ("running", "starting", "failed") else None
+        where, state = running.get(rid, (None, "stopped"))
+        node = where if state != "stopped" else None
         at = starts.get((rid, node or ""), 0)
         since = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds") if node and at else None
         out.append(ServiceInfo(

@@ -80,3 +80,10 @@ def test_services_are_read_back_with_node_fail_count_and_since() -> None:
 def test_resource_ids_include_remote_nodes() -> None:
     assert spec.resource_ids('<resources><primitive id="a"/><group id="g"><primitive id="b"/></group></resources>') \
         == {"a", "g", "b"}
+
+
+def test_a_service_being_stopped_is_not_stopped_yet() -> None:
+    web = spec.primitive_xml("web", ["x"], placement="any", user=None, cwd=None, failover=True)
+    stopping = MON.replace('role="Started"', 'role="Stopping"')
+    [info] = spec.parse(CIB.format(web=web), stopping)
+    assert info.state == "stopping" and info.node == "c-1"
