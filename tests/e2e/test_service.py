@@ -127,7 +127,7 @@ def test_service_fails_over_and_comes_back(ha: Ha) -> None:
     assert "will not fail over" in pinned.stderr
     wait_until("web answers on node 1", lambda: answers(ips[1], 8080), 30)
     assert answers(ips[1], 8081)
-    assert ha.on(1, "cat /run/vca-services/web.pid") == ha.on(1, "pgrep -f 'http.server 8080'")
+    assert ha.on(1, "cat /run/vca-services/web.pid") == ha.on(1, "pgrep -f '[h]ttp.server 8080'")
 
     from vcloud_ansible.lab import node as labnode
     from vcloud_ansible.lab.registry import Registry
@@ -213,5 +213,5 @@ def test_removed_service_is_gone_everywhere(ha: Ha) -> None:
     ips = ha.ips()
     assert not any(answers(ip, 8080) for ip in ips.values())
     for i in ips:
-        assert ha.on(i, "test -e /run/vca-services/web.pid && echo left; pgrep -f 'http.server 8080' || true") == ""
+        assert ha.on(i, "test -e /run/vca-services/web.pid && echo left; pgrep -f '[h]ttp.server 8080' || true") == ""
     assert 'id="web"' not in ha.on(0, "cibadmin -Q -o configuration")
