@@ -72,6 +72,7 @@ bench: host-deps venv
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/membership.py
 	$(BIN)/python bench/compile.py
+	$(BIN)/python bench/failover.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info

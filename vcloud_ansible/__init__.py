@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .playbook.runner import RunResult
     from .release.transport import InjectResult
     from .remote.ssh import ExecResult
+    from .service.spec import ServiceInfo
     from .shape.remove import RemoveResult
 
 __version__ = "0.1.0"
@@ -36,7 +37,7 @@ _LAZY = {
     "Cluster": "cluster", "NodeStatus": "cluster", "TeardownResult": "cluster", "WaitResult": "cluster",
     "Node": "node", "NodeRefs": "node", "RemoveResult": "shape.remove", "RunResult": "playbook.runner",
     "InjectResult": "release.transport",
-    "ExecResult": "remote.ssh", "JobArray": "jobs.array",
+    "ExecResult": "remote.ssh", "JobArray": "jobs.array", "ServiceInfo": "service.spec",
 }
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "RemoteFailed",
     "RemoveResult",
     "RunResult",
+    "ServiceInfo",
     "TeardownResult",
     "UsageError",
     "VcaError",

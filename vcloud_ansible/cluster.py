@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from .playbook.runner import RunResult
     from .put.run import PutOutcome, PutResult
     from .release.transport import InjectResult, NodeInject
+    from .service.ops import HaCluster
+    from .service.spec import ServiceInfo
     from .setup.stage import SetupRun
     from .shape.remove import RemoveResult
 
@@ -369,8 +371,18 @@ class Cluster:
         return result
 
     def _push_or_raise(self, say: Say, nodes: list[Node] | None = None) -> None:
-        """The membership push after a change of membership; RemoteFailed naming the nodes it missed."""
+        """The membership push after a change of membership; RemoteFailed naming the nodes it missed.
+        Then the HA cluster's membership, when the setup roles name ha_cluster."""
         self._raise_push_failures(self.push_membership(say, nodes))
+        self._ha_membership(say)
+
+    def _ha_membership(self, say: Say) -> None:
+        from .service import membership as ha
+
+        setup = self.record.setup
+        if ha.named(setup):
+            say("bringing the HA cluster's membership up to date")
+            ha.sync(self.state, self.inventory_path(refresh=False), setup, self.nodes())
 
     @staticmethod
     def _raise_push_failures(pushed: PushResult | None) -> None:
@@ -828,13 +840,14 @@ class Cluster:
         record = self.record
         request = {setup_settings.check_target(on): [add]} if add is not None else None
         named = setup_settings.merged(record.setup, request)
-        nodes = self.select(indexes)
+        every = self.nodes()
+        nodes = self.select(indexes, every)
         if named != record.setup:
             self.state.save(replace(record, setup=named))
         if add is not None and on != "all":
             nodes = [n for n in nodes if n.role == on]
         return setup_stage.apply(self.state, self.inventory_path(refresh=False), named, nodes, console=console,
-                                 verbose=verbose)
+                                 verbose=verbose, every=every)
 
     def forget_setup_role(self, role: str, on: str | None = None) -> list[str]:
         """Stop naming ``role`` (for ``on``, or wherever it is named); returns where it was named.
@@ -846,6 +859,53 @@ class Cluster:
         self.state.save(replace(record, setup=kept))
         return left
 
+
+    # -- HA services (vcloud_ansible.service) ---------------------------------------------------
+    def _ha(self) -> HaCluster:
+        from .service.ops import HaCluster
+
+        return HaCluster(self.state, self.record.setup, self._reach())
+
+    def services(self) -> list[ServiceInfo]:
+        """The services of the HA cluster: where each runs, its state, fail count and since when."""
+        return self._ha().services()
+
+    def add_service(self, name: str, command: list[str], *, node: str = "any", user: str | None = None,
+                    cwd: str | None = None, failover: bool = True, say: Say = _quiet) -> ServiceInfo:
+        """Run ``command`` as a pacemaker-managed service ``name`` on ``node`` (index, name, or "any":
+        pacemaker chooses), as ``user`` in ``cwd``; returns it once it runs. ``failover``: moved to
+        another node when its node fails (False: it stays stopped until its node is back). PIDFILE in
+        the command becomes the service's PID file (the command then writes it itself)."""
+        from .service import ops, spec
+
+        spec.check_name(name)  # bad input is refused before the cluster is looked at
+        spec.check_command(command)
+        self.state.load()
+        with self.state.lock("service add", say):
+            return ops.add(self._ha(), name, command, node=str(node), user=user, cwd=cwd, failover=failover,
+                           say=say)
+
+    def remove_service(self, name: str, say: Say = _quiet) -> None:
+        """Stop the service everywhere, then forget it."""
+        from .service import ops
+
+        self.state.load()
+        with self.state.lock("service remove", say):
+            ops.remove(self._ha(), name, say)
+
+    def move_service(self, name: str, node: str, say: Say = _quiet) -> ServiceInfo:
+        """Run the service on ``node`` from now on (as if added with that node); returns it running there."""
+        from .service import ops
+
+        self.state.load()
+        with self.state.lock("service move", say):
+            return ops.move(self._ha(), name, str(node), say)
+
+    def service_logs(self, name: str, tail: int = 100) -> dict[str, str]:
+        """The service's output on each node that ran it ({node: last lines}), the node it runs on last."""
+        from .service import ops
+
+        return ops.logs(self._ha(), name, tail)
 
     # -- reaching nodes from outside -----------------------------------------------------------
     def inventory_path(self, refresh: bool = True) -> Path:

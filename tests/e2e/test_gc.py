@@ -107,14 +107,20 @@ def test_gc_lists_then_removes_exactly_the_leftovers(moto: MotoServer, vca_home:
 
 def _kill_provisions(moto: MotoServer, steps: dict[str, str], home: Path) -> None:
     """Run `vca provision` on moto for each cluster at once and SIGKILL each (its process group) as soon
-    as its step is seen: "group" (its security group exists) or "instances" (RunInstances answered)."""
+    as its step is seen: "group" (its security group exists), "template" (its launch template exists),
+    "instances" (RunInstances answered) or "tagging" (a node's index tag is on: the launch is tagging)."""
     ec2 = moto.ec2(agent="vca-test-standin")
 
     def seen(cluster: str, step: str) -> bool:
         tagged = [{"Name": "tag:vca:cluster", "Values": [cluster]}]
         if step == "group":
             return bool(ec2.describe_security_groups(Filters=tagged)["SecurityGroups"])
-        return any(r["Instances"] for r in ec2.describe_instances(Filters=tagged)["Reservations"])
+        if step == "template":
+            return bool(ec2.describe_launch_templates(Filters=tagged)["LaunchTemplates"])
+        instances = [i for r in ec2.describe_instances(Filters=tagged)["Reservations"] for i in r["Instances"]]
+        if step == "tagging":
+            return any(t["Key"] == "vca:index" for i in instances for t in i.get("Tags", []))
+        return bool(instances)
 
     procs = {c: subprocess.Popen([*VCA_ARGV, "-c", c, "provision", "--provider", "ec2", "--image", AMI,
                                   "--instance-type", "t3.micro", "--user", "root", "--ssh-via", "tag",
@@ -144,13 +150,14 @@ def _kill_provisions(moto: MotoServer, steps: dict[str, str], home: Path) -> Non
 def test_provision_killed_at_each_step_leaves_nothing_after_gc(moto: MotoServer, vca_home: Path) -> None:
     ec2 = moto.ec2()
     decoy = _instance(ec2, None)
-    _kill_provisions(moto, {"kg": "group", "ki": "instances"}, vca_home)
+    steps = {"kg": "group", "kt": "template", "ki": "instances", "kx": "tagging"}
+    _kill_provisions(moto, steps, vca_home)
     left = vca_resources(ec2)
-    assert left["security-group"] == 2 and left["instance"] >= 1, left  # both runs left something behind
+    assert left["security-group"] == 4 and left["launch-template"] >= 3 and left["instance"] >= 2, left
     res = vca("gc", "--yes")
-    assert "forgot clusters" in res.stderr and "kg" in res.stderr and "ki" in res.stderr, res.stderr
+    assert "forgot clusters" in res.stderr and all(c in res.stderr for c in steps), res.stderr
     assert vca_resources(ec2) == Counter(), vca_resources(ec2)  # 0 of every kind
-    assert not (vca_home / "clusters" / "kg").exists() and not (vca_home / "clusters" / "ki").exists()
+    assert not any((vca_home / "clusters" / c).exists() for c in steps)
     assert _state(ec2, decoy) == "running"
 
 

@@ -25,6 +25,7 @@ COMMANDS = {
     "spec": "spec:spec_cmd",
     "guard": "guard", "gc": "guard",
     "jobs": "jobs",
+    "service": "service",
 }
 
 

@@ -194,6 +194,18 @@ def stop(nodes: list[LabNode], grace: float = 3.0) -> None:
         raise LabError(f"processes of nodes {', '.join(left)} did not exit after SIGKILL")
 
 
+def kill(node: LabNode) -> None:
+    """The machine dies at once, as in a power cut: SIGKILL to its supervisor, systemd-nspawn and every
+    process in its namespace, without a signal the guest could act on first. Its disk and host-side
+    resources stay (`power_off` releases them, `power_on` boots it again on the same disk)."""
+    for pid in _node_pids(node):
+        send(pid, signal.SIGKILL)
+    wait_gone(_node_pids(node), 5.0)
+    left = _node_pids(node)
+    if left:
+        raise LabError(f"processes of node {node.name} did not exit after SIGKILL: {left}")
+
+
 def cleanup(node: LabNode) -> None:
     """Remove what the node held on the host once its processes are gone: loop devices backed by its
     files, its overlay mount, its namespace and veth, its folder."""

@@ -34,11 +34,12 @@ class SetupRun:
 
     nodes: list[Node] = field(default_factory=list)
     result: RunResult | None = None
+    earlier: int = 0  # tasks changed by a run before ``result`` (the other roles, before ha_cluster)
 
     @property
     def changed(self) -> int:
         """Tasks that changed something, over every node."""
-        return self.result.changed_total if self.result else 0
+        return self.earlier + (self.result.changed_total if self.result else 0)
 
 
 def targets(setup: Mapping[str, Sequence[str]], nodes: Sequence[Node]) -> list[Node]:
@@ -47,11 +48,30 @@ def targets(setup: Mapping[str, Sequence[str]], nodes: Sequence[Node]) -> list[N
 
 
 def apply(state: ClusterState, inventory: Path, setup: Mapping[str, Sequence[str]], nodes: Sequence[Node], *,
-          what: str = "setup", console: Console | None = None, verbose: int = 0) -> SetupRun:
-    """Apply the ``setup`` roles to ``nodes`` (those of the cluster's ``inventory`` to run on)."""
+          what: str = "setup", console: Console | None = None, verbose: int = 0,
+          every: Sequence[Node] | None = None) -> SetupRun:
+    """Apply the ``setup`` roles to ``nodes`` (those of the cluster's ``inventory`` to run on).
+
+    ha_cluster is never applied to part of the HA cluster: the other roles go to ``nodes``, then
+    ha_cluster to every live HA node of ``every`` (the cluster's nodes; default ``nodes``) in one run
+    (vcloud_ansible.service.membership)."""
     chosen = targets(setup, nodes)
     if not chosen:
         return SetupRun()
+    from ..service import membership as ha
+
+    if ha.named(setup):
+        run = apply(state, inventory, ha.without_ha(setup), chosen, what=what, console=console, verbose=verbose)
+        every = list(every if every is not None else nodes)
+        members = [n for n in ha.ha_nodes(setup, every) if n.state == "running"]
+        if not {n.index for n in members} & {c.index for c in chosen}:
+            return run
+        result = ha.sync(state, inventory, setup, every, what=f"{what}: ha_cluster", console=console,
+                         verbose=verbose)
+        if result is None:
+            return run
+        return SetupRun(sorted({n.index: n for n in [*run.nodes, *members]}.values(), key=lambda n: n.index),
+                        result, run.changed)
     from ..playbook.runner import run_playbook
 
     result = run_playbook(
@@ -86,7 +106,8 @@ def after_provision(state: ClusterState, inventory: Callable[[], Path], setup: M
     if chosen:
         say(f"setting up {len(chosen)} new node{'s' if len(chosen) != 1 else ''}: "
             f"{', '.join(_role_names(setup, chosen))}")
-        run = apply(state, inventory(), setup, new, what="setup of the new nodes", console=console)
+        run = apply(state, inventory(), setup, new, what="setup of the new nodes", console=console,
+                    every=[*new, *others])
     behind = targets(named_now, others)
     if behind:
         say(f"{len(behind)} node{'s' if len(behind) != 1 else ''} from before lack the roles named now: "

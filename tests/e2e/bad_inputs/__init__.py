@@ -25,12 +25,14 @@ class Case:
     exit_code: int = 2
     needs: str = "none"          # "none" | "lab": a shared 2-node lab cluster that has examples/hello
                                  # injected and finished | "aws": a moto server (AWS_* env set to it)
+                                 # | "ha": the HA cluster of tests/e2e/test_service.py (run there), with
+                                 # nodes 0-3 and a service "web"
     env: dict[str, str] = field(default_factory=dict)   # extra environment ({tmp} and {pkg} replaced)
     files: dict[str, str] = field(default_factory=dict) # files to create first, path under {tmp} -> text
     doc: str = ""                # one sentence for docs/reliability.md: what was tried, what vca does now
 
 
-NEEDS = ("none", "lab", "aws")
+NEEDS = ("none", "lab", "aws", "ha")
 DOC = Path(__file__).resolve().parents[3] / "docs" / "reliability.md"
 BEGIN = "<!-- bad-inputs:begin (generated from tests/e2e/bad_inputs; do not edit by hand) -->"
 END = "<!-- bad-inputs:end -->"
