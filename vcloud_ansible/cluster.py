@@ -871,11 +871,13 @@ class Cluster:
         return self._ha().services()
 
     def add_service(self, name: str, command: list[str], *, node: str = "any", user: str | None = None,
-                    cwd: str | None = None, failover: bool = True, say: Say = _quiet) -> ServiceInfo:
+                    cwd: str | None = None, failover: bool = True, where: Sequence[str] = (),
+                    say: Say = _quiet) -> ServiceInfo:
         """Run ``command`` as a pacemaker-managed service ``name`` on ``node`` (index, name, or "any":
         pacemaker chooses), as ``user`` in ``cwd``; returns it once it runs. ``failover``: moved to
-        another node when its node fails (False: it stays stopped until its node is back). PIDFILE in
-        the command becomes the service's PID file (the command then writes it itself)."""
+        another node when its node fails (False: it stays stopped until its node is back). ``where``:
+        only ever on nodes with these capabilities (static hosts). PIDFILE in the command becomes the
+        service's PID file (the command then writes it itself)."""
         from .service import ops, spec
 
         spec.check_name(name)  # bad input is refused before the cluster is looked at
@@ -883,7 +885,7 @@ class Cluster:
         self.state.load()
         with self.state.lock("service add", say):
             return ops.add(self._ha(), name, command, node=str(node), user=user, cwd=cwd, failover=failover,
-                           say=say)
+                           where=where, say=say)
 
     def remove_service(self, name: str, say: Say = _quiet) -> None:
         """Stop the service everywhere, then forget it."""

@@ -41,7 +41,7 @@ _ROLE_NAME_RE = re.compile(_ROLE_NAME)
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One service of the spec: a command kept running on a node (``any``, a role or a node name) that
+    """One service of the spec: a command kept running on a node (``any``, a node's index or name) that
     moves to another node when its node fails (``failover``)."""
 
     name: str
@@ -185,8 +185,10 @@ def _services(where: str, value: Any) -> tuple[ServiceSpec, ...]:
                              f"list of words, got '{shown(command)}'")
         node = item.get("node", "any")
         failover = item.get("failover", True)
+        if isinstance(node, int) and not isinstance(node, bool) and node >= 0:
+            node = str(node)  # `node: 1` as YAML reads it
         if not isinstance(node, str) or not node:
-            raise UsageError(f"{_at(where, 'services', i, 'node')}: {at}.node must be any, a role or a node name")
+            raise UsageError(f"{_at(where, 'services', i, 'node')}: {at}.node must be any, a node's index or name")
         if not isinstance(failover, bool):
             raise UsageError(f"{_at(where, 'services', i, 'failover')}: {at}.failover must be true or false, "
                              f"got '{shown(failover)}'")
@@ -341,7 +343,9 @@ def json_schema() -> dict[str, Any]:
                                        "command": {"anyOf": [{"type": "string", "minLength": 1},
                                                              {"type": "array", "minItems": 1,
                                                               "items": {"type": "string"}}]},
-                                       "node": {"type": "string", "minLength": 1},
+                                       "node": {"anyOf": [{"type": "string", "minLength": 1},
+                                                          {"type": "integer", "minimum": 0}],
+                                                "description": "any (default), a node's index or name"},
                                        "failover": {"type": "boolean"}}}},
             **sections,
         },

@@ -4,7 +4,8 @@ of the whole machine): the service answers on another node, a --no-failover serv
 stays stopped; the node comes back, rejoins and takes its services back; a 4th node added with
 `vca provision 1` joins without a manual step as a pacemaker_remote node (ha_cluster_full_members 3)
 and runs a service; the refused inputs that need an HA cluster; the role run again changes nothing;
-the keys appear in no log or artifact; a removed service is gone everywhere."""
+the keys appear in no log or artifact; a removed service is gone everywhere; the spec file's services
+converge through `vca up`."""
 
 from __future__ import annotations
 
@@ -215,3 +216,23 @@ def test_removed_service_is_gone_everywhere(ha: Ha) -> None:
     for i in ips:
         assert ha.on(i, "test -e /run/vca-services/web.pid && echo left; pgrep -f '[h]ttp.server 8080' || true") == ""
     assert 'id="web"' not in ha.on(0, "cibadmin -Q -o configuration")
+
+
+def test_spec_services_converge_with_up(ha: Ha, tmp_path: Path) -> None:
+    """The spec's services through `vca up` on this cluster as it is (4 nodes, ha_cluster on all): the
+    services it does not name go, its own starts where asked; the plan is what the run does; again:
+    nothing, although the service runs on a node other than "any"."""
+    spec = tmp_path / "vca.yml"
+    spec.write_text("provider: local\nnodes: 4\nsetup:\n  all: [ha_cluster]\nservices:\n"
+                    "  - name: specweb\n    command: python3 -m http.server 8084\n    node: 1\n")
+    before = set(ha.services())
+    plan = json.loads(ha.vca("up", str(spec), "--plan", "--json").stdout)
+    assert {s["what"] for s in plan["steps"]} == {f"remove service {n}" for n in before} | {
+        "add service specweb on 1: python3 -m http.server 8084"}, plan
+    done = json.loads(ha.vca("up", str(spec), "--json").stdout)
+    assert done["steps"] == plan["steps"]
+    assert set(ha.services()) == {"specweb"} and ha.services()["specweb"]["node"] == f"{ha.name}-1"
+    ips = ha.ips()
+    wait_until("specweb answers on node 1", lambda: answers(ips[1], 8084), 30)
+    again = json.loads(ha.vca("up", str(spec), "--json").stdout)
+    assert again["changed"] is False and again["steps"] == [], again

@@ -110,15 +110,26 @@ def _keep_where(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     ctx.meta[WHERE_META] = tuple(dict.fromkeys(caps))
 
 
+def where_option(help: str) -> Callable[[F], F]:
+    """``--where CAP`` (repeatable or comma separated), checked; its values are read with ``where()``."""
+    return click.option("--where", "-w", multiple=True, metavar="CAP", expose_value=False, callback=_keep_where,
+                        help=help)
+
+
+def where() -> tuple[str, ...]:
+    """The capabilities ``--where`` named in the running command (none: ())."""
+    found: tuple[str, ...] = click.get_current_context().meta.get(WHERE_META, ())
+    return found
+
+
 def node_option(help: str, metavar: str = "N") -> Callable[[F], F]:
     """``--node/-n`` (repeatable) and ``--where CAP`` for a command that works on some nodes: one
     place, so every such command selects nodes the same way. The command receives ``nodes`` and hands
     it to ``parse_indexes``, which adds the capabilities ``--where`` named."""
     def decorate(fn: F) -> F:
-        fn = click.option("--where", "-w", multiple=True, metavar="CAP", expose_value=False, callback=_keep_where,
-                          help="Only nodes with capability CAP (static hosts' \"capabilities\"; inventory "
-                               "group cap_CAP); repeatable or comma separated: every one is needed. "
-                               "With --node: among the nodes named.")(fn)
+        fn = where_option("Only nodes with capability CAP (static hosts' \"capabilities\"; inventory "
+                          "group cap_CAP); repeatable or comma separated: every one is needed. "
+                          "With --node: among the nodes named.")(fn)
         return click.option("--node", "-n", "nodes", multiple=True, metavar=metavar, help=help)(fn)
     return decorate
 

@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from .context import App, pass_app
+from .context import App, pass_app, where, where_option
 
 
 @click.group()
@@ -37,6 +37,8 @@ def service() -> None:
 @click.option("--user", default=None, metavar="USER", help="Run as USER (default root).")
 @click.option("--cwd", default=None, metavar="DIR", help="Working folder on the node (absolute; default /).")
 @click.option("--no-failover", is_flag=True, help="Never move it: it stays stopped while its node is down.")
+@where_option("Only ever on nodes with capability CAP (static hosts' \"capabilities\"), failover included; "
+              "repeatable or comma separated: every one is needed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the service as JSON.")
 @pass_app
 def add(app: App, name: str, command: tuple[str, ...], node: str, user: str | None, cwd: str | None,
@@ -46,9 +48,10 @@ def add(app: App, name: str, command: tuple[str, ...], node: str, user: str | No
     \b
       vca service add web -- python3 -m http.server 8080
       vca service add web --node 0 --no-failover -- python3 -m http.server 8080
+      vca service add cache --where redis -- redis-server --port 6380   # static hosts with capability redis
     """
     info = app.cluster().add_service(name, list(command), node=node, user=user, cwd=cwd,
-                                     failover=not no_failover, say=app.say)
+                                     failover=not no_failover, where=where(), say=app.say)
     if as_json:
         app.out.print_json(json.dumps(info.to_json()))
         return

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import RemoteFailed, UsageError, VcaError
-from ..node import Node
+from ..node import Node, with_capabilities
 from ..remote import ssh as sshexec
 from ..state import ClusterState
 from . import membership, spec
@@ -100,7 +100,7 @@ def _set_target(name: str, role: str) -> str:
 
 
 def add(ha: HaCluster, name: str, command: list[str], *, node: str = "any", user: str | None = None,
-        cwd: str | None = None, failover: bool = True, say: Say) -> ServiceInfo:
+        cwd: str | None = None, failover: bool = True, where: Sequence[str] = (), say: Say) -> ServiceInfo:
     spec.check_name(name)
     command = spec.check_command(command)
     if user is not None and not user.strip():
@@ -108,6 +108,10 @@ def add(ha: HaCluster, name: str, command: list[str], *, node: str = "any", user
     if cwd is not None and not cwd.startswith("/"):
         raise UsageError(f"--cwd must be an absolute folder on the nodes, got '{cwd}'")
     target = None if node == "any" else ha.node_named(str(node))
+    allowed = [n.name for n in with_capabilities(ha.state.name, where, ha.nodes, ha.nodes)] if where else []
+    if target is not None and allowed and target.name not in allowed:
+        raise UsageError(f"node {target.name} lacks capability {' and '.join(where)}",
+                         f"nodes with it: {', '.join(allowed)}")
     if name in {n.name for n in ha.nodes}:
         raise UsageError(f"'{name}' is a node's name", "give the service another name")
     if name in ha.resource_ids():
@@ -120,7 +124,10 @@ def add(ha: HaCluster, name: str, command: list[str], *, node: str = "any", user
         say(f"service '{name}' will not fail over (--no-failover): it stays stopped while its node is down")
     placement = target.name if target else "any"
     script = [_cib("--create", "-o", "resources", "--xml-text",
-                   spec.primitive_xml(name, command, placement=placement, user=user, cwd=cwd, failover=failover))]
+                   spec.primitive_xml(name, command, placement=placement, user=user, cwd=cwd, failover=failover,
+                                                     where=where))]
+    if allowed:  # never on a node without the capabilities, failover included
+        script.append(_cib("--create", "-o", "constraints", "--xml-text", spec.where_xml(name, allowed)))
     if target is not None:
         script.append(_cib("--create", "-o", "constraints", "--xml-text", spec.prefer_xml(name, target.name)))
         if not failover:
@@ -140,7 +147,7 @@ def remove(ha: HaCluster, name: str, say: Say) -> None:
     ha.wait_for(name, lambda s: s is None or s.state == "stopped", "stopped")
     ha.run("\n".join([
         *(_cib("--delete", "-o", "constraints", "--xml-text", f'<rsc_location id="{i}"/>') + " || true"
-          for i in (spec.prefer_id(name), spec.pin_id(name))),
+          for i in (spec.prefer_id(name), spec.pin_id(name), spec.where_id(name))),
         _cib("--delete", "-o", "resources", "--xml-text", f'<primitive id="{name}"/>'),
         shlex.join(["crm_resource", "--cleanup", "--resource", name]) + " >/dev/null 2>&1 || true",
     ]))
@@ -157,6 +164,9 @@ def move(ha: HaCluster, name: str, node: str, say: Say) -> ServiceInfo:
     target = ha.node_named(str(node))
     if target.state != "running":
         raise UsageError(f"node {target.name} is {target.state}", "move the service to a node that runs")
+    if not all(c in target.capabilities for c in info.where):
+        raise UsageError(f"node {target.name} lacks capability {' and '.join(info.where)} that service "
+                         f"'{name}' needs", "move it to a node with it")
     script = [
         _cib("--delete", "-o", "constraints", "--xml-text", f'<rsc_location id="{spec.prefer_id(name)}"/>')
         + " || true",

@@ -8,6 +8,7 @@ import json
 import re
 import shlex
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.sax.saxutils import quoteattr
@@ -35,11 +36,13 @@ class ServiceInfo:
     placement: str = "any"  # the node asked for, or any
     user: str | None = None
     cwd: str | None = None
+    where: tuple[str, ...] = ()  # the capabilities its nodes must have (--where)
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "command": self.command, "node": self.node, "state": self.state,
                 "failover": self.failover, "fail_count": self.fail_count, "since": self.since,
-                "placement": self.placement, "user": self.user, "cwd": self.cwd}
+                "placement": self.placement, "user": self.user, "cwd": self.cwd,
+                "where": list(self.where)}
 
 
 def check_name(name: str) -> str:
@@ -76,14 +79,15 @@ def _nv(prefix: str, values: dict[str, str]) -> str:
 
 
 def primitive_xml(name: str, command: list[str], *, placement: str, user: str | None, cwd: str | None,
-                  failover: bool) -> str:
+                  failover: bool, where: Sequence[str] = ()) -> str:
     """The CIB primitive of a service, created stopped (target-role Stopped) so that its constraints
     are in place before it starts anywhere."""
     line, own = node_command(name, command)
     params = {"command": line, "pidfile": pidfile(name), "own_pidfile": "true" if own else "false",
               "logfile": logfile(name), "user": user or "root", "cwd": cwd or "/"}
     meta = {"target-role": "Stopped", "vca-command": json.dumps(command), "vca-placement": placement,
-            "vca-failover": "true" if failover else "false", "vca-user": user or "", "vca-cwd": cwd or ""}
+            "vca-failover": "true" if failover else "false", "vca-user": user or "", "vca-cwd": cwd or "",
+            "vca-where": ",".join(where)}
     if failover:  # a command that keeps failing on a node moves on after three tries
         meta |= {"migration-threshold": "3", "failure-timeout": "10min"}
     ops = (f'<op id={quoteattr(name + "-monitor")} name="monitor" interval="5s" timeout="20s"/>'
@@ -115,6 +119,19 @@ def pin_xml(name: str, node: str) -> str:
     return (f'<rsc_location id={quoteattr(pin_id(name))} rsc={quoteattr(name)}>'
             f'<rule id={quoteattr(rule)} score="-INFINITY"><expression id={quoteattr(rule + "-expr")} '
             f'attribute="#uname" operation="ne" value={quoteattr(node)}/></rule></rsc_location>')
+
+
+def where_id(name: str) -> str:
+    return f"vca-{name}-where"
+
+
+def where_xml(name: str, nodes: Sequence[str]) -> str:
+    """Never on a node outside ``nodes`` (those with the capabilities of ``--where``)."""
+    rule = where_id(name) + "-rule"
+    exprs = "".join(f'<expression id={quoteattr(f"{rule}-{i}")} attribute="#uname" operation="ne" '
+                    f'value={quoteattr(n)}/>' for i, n in enumerate(nodes))
+    return (f'<rsc_location id={quoteattr(where_id(name))} rsc={quoteattr(name)}>'
+            f'<rule id={quoteattr(rule)} score="-INFINITY" boolean-op="and">{exprs}</rule></rsc_location>')
 
 
 def parse(cib_xml: str, mon_xml: str) -> list[ServiceInfo]:
@@ -172,6 +189,7 @@ def parse(cib_xml: str, mon_xml: str) -> list[ServiceInfo]:
             name=rid, command=command, node=node, state=state,
             failover=meta.get("vca-failover", "true") != "false",
             fail_count=fails.get(rid, 0), since=since, placement=meta.get("vca-placement") or "any",
+            where=tuple(c for c in (meta.get("vca-where") or "").split(",") if c),
             user=meta.get("vca-user") or None, cwd=meta.get("vca-cwd") or None,
         ))
     return sorted(out, key=lambda s: s.name)

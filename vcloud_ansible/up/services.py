@@ -31,8 +31,11 @@ class ServiceHost(Protocol):
 
 
 def same(want: ServiceSpec, have: Any) -> bool:
-    return (list(want.command) == list(have.command) and want.node == getattr(have, "node", "any")
-            and want.failover == getattr(have, "failover", True))
+    """The service runs as the spec says: its command, failover and the node it was asked for (its
+    placement: 'any' or a node's name; the spec may name the node by index), not where it runs now."""
+    placement = str(getattr(have, "placement", "any"))
+    asked = want.node == placement or (want.node.isdigit() and placement.endswith(f"-{want.node}"))
+    return list(want.command) == list(have.command) and asked and want.failover == getattr(have, "failover", True)
 
 
 def service_changes(wanted: Sequence[ServiceSpec], present: Sequence[Any]

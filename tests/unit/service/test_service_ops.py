@@ -78,3 +78,34 @@ def test_membership_lists_ha_nodes_in_index_order_down_ones_included(state: Clus
     extra = membership.extravars(state, setup, nodes)
     assert extra["ha_cluster_nodes"] == ["c-1", "c-2"]
     assert extra["ha_cluster_secrets_dir"].endswith("/ha")
+
+
+def capable(i: int, *caps: str) -> Node:
+    n = node(i)
+    return Node(index=n.index, name=n.name, address=n.address, private_ip=n.private_ip, role=n.role,
+                state=n.state, capabilities=caps)
+
+
+def test_where_bans_every_node_without_the_capability(state: ClusterState) -> None:
+    ha = FakeHa(state, [capable(0), capable(1, "redis"), capable(2, "redis", "gpu")])
+    ops.add(ha, "web", ["redis-server"], where=("redis",), say=print)  # the fake runs "web" once sent
+    sent = "\n".join(ha.sent)
+    assert "vca-web-where" in sent and 'value="c-1"' in sent and 'value="c-2"' in sent
+    assert 'value="c-0"' not in sent and 'boolean-op="and"' in sent and "vca-where" in sent
+    ha2 = FakeHa(state, [capable(0), capable(1, "redis")])
+    with pytest.raises(UsageError, match="lacks capability redis"):
+        ops.add(ha2, "cache", ["redis-server"], node="0", where=("redis",), say=print)
+    with pytest.raises(Exception, match="no node with capability gpu"):
+        ops.add(ha2, "cache", ["redis-server"], where=("gpu",), say=print)
+    assert ha2.sent == []  # refused before anything was sent
+
+
+def test_where_round_trips_through_the_cib() -> None:
+    from vcloud_ansible.service import spec
+
+    xml = spec.primitive_xml("cache", ["redis-server"], placement="any", user=None, cwd=None, failover=True,
+                             where=("redis", "gpu"))
+    cib = f"<cib><configuration><resources>{xml}</resources></configuration></cib>"
+    mon = "<crm_mon><resources/></crm_mon>"
+    [info] = spec.parse(cib, mon)
+    assert info.where == ("redis", "gpu") and info.to_json()["where"] == ["redis", "gpu"]

@@ -23,12 +23,13 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @dataclass
-class Svc:
+class Svc:  # as ServiceInfo: node is where it runs now, placement the node it was asked for
     name: str
     command: list[str]
-    node: str = "any"
+    node: str | None = "x-2"
     failover: bool = True
-    state: str = "started"
+    state: str = "running"
+    placement: str = "any"
 
 
 @dataclass
@@ -70,7 +71,9 @@ class FakeCluster:
     def add_service(self, name: str, command: list[str], *, node: str = "any", user: str | None = None,
                     cwd: str | None = None, failover: bool = True) -> None:
         self.calls.append(("add", name))
-        self.running.append(Svc(name, command, node, failover))
+        # as the real one: the node asked for becomes its placement (a node's name); it runs somewhere
+        self.running.append(Svc(name, command, "x-1", failover,
+                                placement=node if node == "any" or not node.isdigit() else f"x-{node}"))
 
     def remove_service(self, name: str) -> None:
         self.calls.append(("remove", name))
@@ -124,10 +127,10 @@ def test_services_step_through_the_api(tmp_path: Path) -> None:
     fake = _fake(tmp_path, count=1, running=[Svc("old", ["sleep", "9"]), Svc("web", ["a"]), Svc("db", ["d"])])
     assert isinstance(fake, ServiceHost)
     spec = parse_spec({"nodes": 1, "services": [{"name": "web", "command": "a"},
-                                                {"name": "db", "command": "d", "node": "head"},
+                                                {"name": "db", "command": "d", "node": "0"},
                                                 {"name": "q", "command": ["q", "-x"], "failover": False}]})
     plan = make_plan(fake, spec)  # type: ignore[arg-type]
-    assert [s.what for s in plan.steps] == ["remove service old", "remove service db", "add service db on head: d",
+    assert [s.what for s in plan.steps] == ["remove service old", "remove service db", "add service db on 0: d",
                                             "add service q on any: q -x"]
     report = up(fake, spec)  # type: ignore[arg-type]
     assert report.steps == plan.steps
@@ -143,6 +146,16 @@ def test_service_changes_and_apply() -> None:
     host = FakeCluster(ClusterState("x", Path("/nonexistent")))
     apply_services(host, add, ["c"])
     assert host.calls == [("remove", "c"), ("add", "b")]
+
+
+def test_a_service_that_moved_is_still_the_same_and_a_node_index_names_its_placement() -> None:
+    want = (ServiceSpec("a", ("x",)), ServiceSpec("p", ("y",), node="1"))
+    # 'a' was asked for any node and runs on x-2 (failed over); 'p' was asked for x-1 and runs elsewhere
+    have = [Svc("a", ["x"], node="x-2"), Svc("p", ["y"], node="x-0", placement="x-1")]
+    assert service_changes(want, have) == ([], [])
+    moved = (ServiceSpec("p", ("y",), node="2"),)
+    add, remove = service_changes(moved, have[1:])
+    assert [s.name for s in add] == ["p"] and remove == ["p"]
 
 
 def test_spec_without_services_support_is_refused(tmp_path: Path) -> None:
