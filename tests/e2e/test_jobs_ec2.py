@@ -42,7 +42,8 @@ class PoweroffStandIns(StandIns):
         by_index = {n.index: n for n in lab.nodes(self.lab_cluster)}
         for iid, index in list(self.by_instance.items()):
             n = by_index.get(index)
-            if n is None or n.stopped or lab.is_running(n) or lab.guest_running(n):
+            # (the lab marks a guest that powered itself off as stopped; this test never stops one itself)
+            if n is None or lab.is_running(n) or lab.guest_running(n):
                 continue
             state = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"]
             if state != "running":

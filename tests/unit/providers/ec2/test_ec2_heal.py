@@ -205,7 +205,7 @@ class _Module:
     def __init__(self, **params: Any) -> None:
         self.params = {"wait": False, "wait_timeout": 5, "indexes": [], "reserved": [], "launch_template_id": "lt-1",
                        "launch_template_version": "1", "client_token": None, "tags": {}, "role": None, "spot": False,
-                       "spot_max_price": "", "cluster": "demo", **params}
+                       "spot_max_price": "", "shutdown_behavior": "stop", "cluster": "demo", **params}
         self.result: dict[str, Any] = {}
 
     def exit_json(self, **result: Any) -> None:
