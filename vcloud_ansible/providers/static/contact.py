@@ -155,7 +155,7 @@ def authorize_script(spec: HostSpec, public_key: str) -> str:
 def cleanup_script(cluster: str, public_key: str) -> str:
     """Everything vca put on a host, removed: the job stopped, ~/vca (releases, agent; a work path it
     links to), /etc/vca (contract, hostfile, scratch), /var/lib/vca (init script), Ansible's
-    ~/.ansible/tmp, the /etc/hosts block, a guard service,
+    ~/.ansible/tmp, the /etc/hosts block, a guard service, the HA cluster (services, daemons, keys; packages stay),
     node-to-node SSH (key pair, known hosts, ~/.ssh/config block, authorized member key) and last the
     cluster's own key. Nothing else is touched; the host keeps running."""
     q = shlex.quote
@@ -171,6 +171,11 @@ else rm -rf "$V"; fi
 if [ -f /etc/systemd/system/vca-guard.service ]; then  # a guard from an older vca: gone with the rest
   $SUDO systemctl disable --now --quiet vca-guard 2>/dev/null; $SUDO rm -f /etc/systemd/system/vca-guard.service
   $SUDO systemctl daemon-reload 2>/dev/null
+fi
+if [ -e /usr/local/sbin/vca-ha ]; then  # the ha_cluster role's cluster: its services, daemons and keys
+  $SUDO systemctl disable --now --quiet pacemaker pacemaker_remote corosync 2>/dev/null
+  $SUDO rm -rf /usr/lib/ocf/resource.d/vca /usr/local/sbin/vca-ha /var/log/vca-services /run/vca-services \
+    /etc/corosync/authkey /etc/corosync/corosync.conf /etc/pacemaker/authkey
 fi
 $SUDO rm -rf /etc/vca /var/lib/vca || exit 1
 rm -rf "$HOME/.ansible/tmp"; rmdir "$HOME/.ansible" 2>/dev/null  # the setup stage's module files
