@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..release.inject import RESERVED_ENV_PREFIX
-from ..release.install import EOF_MARK
+from ..release.inject import check_env_var
 
 REQUIRED = ("instance_type", "command")
 OPTIONAL = ("name", "env", "timeout", "files")
@@ -26,7 +25,6 @@ COLUMNS = REQUIRED + OPTIONAL
 MAX_JOBS = 1000  # rows per array: one node each
 MAX_TIMEOUT = 7 * 24 * 3600  # the longest a presigned upload stays valid
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HINT = "the header is instance_type,command (optional: name, env, timeout, files); see `vca jobs run --help`"
 
 
@@ -158,14 +156,10 @@ def parse_env(text: str, where: str = "env") -> dict[str, str]:
         key, sep, value = pair.strip().partition("=")
         if not sep:
             raise UsageError(f"{where}: env entry '{pair.strip()}' is not K=V", "write env as K=V;K=V")
-        if not ENV_KEY_RE.match(key):
-            raise UsageError(f"{where}: env name '{key}' cannot be exported by the shell",
-                             "use letters, digits and _ only, not starting with a digit")
-        if key.startswith(RESERVED_ENV_PREFIX):
-            raise UsageError(f"{where}: env name '{key}' is reserved (VCA_* is the node contract's)",
-                             "pick another name")
-        if "\0" in value or EOF_MARK in value.splitlines():
-            raise UsageError(f"{where}: the value of {key} cannot be put in an environment")
+        try:
+            check_env_var(key, value)
+        except UsageError as e:  # the same rules as inject -e, said with the row's line
+            raise UsageError(f"{where}: {e.message}", e.hint) from None
         if key in out:
             raise UsageError(f"{where}: env name '{key}' is given twice")
         out[key] = value

@@ -166,7 +166,7 @@ def parse_env(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep:
             raise UsageError(f"expected -e KEY=VALUE, got '{pair}'", "e.g. -e ROUNDS=10")
-        _check_env(key, value)
+        check_env_var(key, value)
         out[key] = value
     return out
 
@@ -192,12 +192,13 @@ def check_env(env: object) -> dict[str, str]:
             raise UsageError(f"job_env value of {key} is {type(value).__name__}, not text (YAML reads 0755, 1.10, "
                              "yes unquoted as numbers and booleans)",
                              'quote it to keep it as written, e.g. {"KEY": "0755"}')
-        _check_env(str(key), value)
+        check_env_var(str(key), value)
         out[str(key)] = value
     return out
 
 
-def _check_env(key: str, value: str) -> None:
+def check_env_var(key: str, value: str) -> None:
+    """One job environment variable as every path into the node takes it (inject -e, job_env, job rows)."""
     if not ENV_KEY.fullmatch(key):
         raise UsageError(f"environment variable name '{key}' cannot be exported by the shell",
                          "use letters, digits and _ only, not starting with a digit")
@@ -234,7 +235,7 @@ def job_options(env: Mapping[str, str] | None = None, procs: int | str = 1, mem:
         if not isinstance(value, str):
             raise UsageError(f"the value of {key} is {type(value).__name__}, not text",
                              "give environment values as text, e.g. {\"ROUNDS\": \"10\"}")
-        _check_env(str(key), value)
+        check_env_var(str(key), value)
         checked[str(key)] = value
     if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE:
         raise UsageError(f"grace must be a whole number of seconds from 0 to {MAX_GRACE}, got {grace!r}")

@@ -53,7 +53,7 @@ def test_quoted_field_with_comma_newline_and_quote_is_one_field_and_lines_follow
     ("instance_type,command\nt3.micro,echo a\nt3.micro,  \n", "j.csv:3: empty command"),
     ("instance_type,command\nt3.micro,a\nt9.huge,b\n", "j.csv:3: unknown instance type 't9.huge'"),
     ("instance_type,command,env\nt3.micro,a,A=1;NOEQUALS\n", "j.csv:2: env entry 'NOEQUALS' is not K=V"),
-    ("instance_type,command,env\nt3.micro,a,1A=x\n", "j.csv:2: env name '1A'"),
+    ("instance_type,command,env\nt3.micro,a,1A=x\n", "j.csv:2: environment variable name '1A' cannot be exported"),
     ("instance_type,command,env\nt3.micro,a,VCA_X=1\n", "reserved"),
     ("instance_type,command,timeout\nt3.micro,a,soon\n", "j.csv:2: timeout 'soon'"),
     ("instance_type,command,name\nt3.micro,a,x\nt3.micro,b,x\n", "j.csv:3: job name 'x' is taken by line 2"),
