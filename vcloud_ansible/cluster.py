@@ -377,7 +377,7 @@ class Cluster:
         self._ha_membership(say)
 
     def _ha_membership(self, say: Say) -> None:
-        from .service import membership as ha
+        from .setup import ha_membership as ha
 
         setup = self.record.setup
         if ha.named(setup):

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from ..guard.apply import push_lines as guard_push_lines
 from ..node import Node
 from ..release.contract import contract_of
+from ..release.cpus import load_cpus, save_cpus
 from ..release.install import kv, push_script
 from ..remote.ssh import ExecResult, run_all
 from ..state import ClusterState
-from .cache import load_cpus, member_key, save_cpus
+from .cache import member_key
 
 PUSH_TIMEOUT = 120.0  # seconds one node may take (a vca-on-change is bounded to 60 s on the node)
 

@@ -103,7 +103,7 @@ def inject_nodes(state: ClusterState, every: Sequence[Node], targets: Sequence[N
                  url: str = "", timeout: float | None = None,
                  on_done: Callable[[NodeInject], None] | None = None) -> InjectResult:
     """Install and start the release on ``targets`` (``every``: the whole cluster, for the contract)."""
-    from ..membership.cache import load_cpus
+    from .cpus import load_cpus
 
     contract = contract_of(every, load_cpus(state))  # the hostfile as the membership push writes it
     result = InjectResult(release_id)

@@ -1,6 +1,6 @@
-"""HA services: the ha_cluster role's place in vca (membership kept in step) and `vca service`.
+"""HA services: `vca service` on the cluster the ha_cluster role forms (its membership is kept in step
+by the setup stage: setup/ha_membership.py).
 
-    membership.py   which nodes form the HA cluster; one run of the role on all of them after a change
     spec.py         service names, commands (PIDFILE), the CIB XML of a service, ServiceInfo
     ops.py          add, list, move, remove, logs: commands run over SSH on a full member
 

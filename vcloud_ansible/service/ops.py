@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from ..errors import RemoteFailed, UsageError, VcaError
 from ..node import Node, with_capabilities
 from ..remote import ssh as sshexec
+from ..setup import ha_membership as membership
 from ..state import ClusterState
-from . import membership, spec
+from . import spec
 from .spec import ServiceInfo
 
 Say = Callable[[str], None]

@@ -3,6 +3,7 @@
 
     settings.py   which roles each node role gets (the cluster record's ``setup`` mapping), checked
     stage.py      running playbooks/setup.yml on the nodes that get roles; nothing when none do
+    ha_membership.py  ha_cluster, never applied to part of the cluster: one run on every HA node
 
 It knows nothing about clouds: it sees nodes, their roles and the cluster's inventory.
 """

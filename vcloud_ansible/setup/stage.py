@@ -54,11 +54,11 @@ def apply(state: ClusterState, inventory: Path, setup: Mapping[str, Sequence[str
 
     ha_cluster is never applied to part of the HA cluster: the other roles go to ``nodes``, then
     ha_cluster to every live HA node of ``every`` (the cluster's nodes; default ``nodes``) in one run
-    (vcloud_ansible.service.membership)."""
+    (setup/ha_membership.py)."""
     chosen = targets(setup, nodes)
     if not chosen:
         return SetupRun()
-    from ..service import membership as ha
+    from . import ha_membership as ha
 
     if ha.named(setup):
         run = apply(state, inventory, ha.without_ha(setup), chosen, what=what, console=console, verbose=verbose)

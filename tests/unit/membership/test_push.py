@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vcloud_ansible.membership import cache, push
 from vcloud_ansible.node import Node
+from vcloud_ansible.release import cpus
 from vcloud_ansible.release.contract import contract_of
 from vcloud_ansible.release.install import push_script
 from vcloud_ansible.state import ClusterState
@@ -45,8 +46,8 @@ def test_push_script_writes_the_key_private_and_flags_the_hook() -> None:
 def test_cpus_cache_keeps_live_nodes_and_key_is_private(tmp_path: Path) -> None:
     state = ClusterState("c", tmp_path)
     state.dir.mkdir(parents=True)
-    cache.save_cpus(state, {"c-0": 2, "c-9": 8}, ["c-0", "c-1"])
-    assert cache.load_cpus(state) == {"c-0": 2}
+    cpus.save_cpus(state, {"c-0": 2, "c-9": 8}, ["c-0", "c-1"])
+    assert cpus.load_cpus(state) == {"c-0": 2}
     key = cache.member_key(state)
     assert key.stat().st_mode & 0o777 == 0o600 and key.with_name(key.name + ".pub").exists()
     assert cache.member_key(state).read_text() == key.read_text()  # made once

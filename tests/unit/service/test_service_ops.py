@@ -8,8 +8,9 @@ import pytest
 
 from vcloud_ansible.errors import UsageError
 from vcloud_ansible.node import Node
-from vcloud_ansible.service import membership, ops
+from vcloud_ansible.service import ops
 from vcloud_ansible.service.spec import ServiceInfo
+from vcloud_ansible.setup import ha_membership as membership
 from vcloud_ansible.state import ClusterState
 
 

@@ -1,4 +1,5 @@
-"""The HA cluster's membership, kept in step with the cluster's nodes.
+"""The HA cluster's membership, kept in step with the cluster's nodes: the setup stage's rule for the
+one role it never applies to part of the cluster.
 
 When the setup roles name ``ha_cluster``, every node that gets it is part of the HA cluster (in index
 order: the first ``ha_cluster_full_members`` are corosync members, the rest pacemaker_remote nodes).
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RemoteFailed
 from ..node import Node
-from ..setup import settings
 from ..state import ClusterState
+from . import settings
 
 if TYPE_CHECKING:
     from rich.console import Console
