@@ -524,3 +524,24 @@ def test_a_frozen_endpoint_is_bounded_and_said(moto: MotoServer, vca_home: Path)
     assert lines[-1].startswith(f"vca: error: the EC2 endpoint {frozen.url} did not answer within "), res.stderr
     assert "Traceback" not in res.stderr
     assert (vca_home / "clusters" / c / "cluster.json").exists()
+
+
+def test_spec_up_twice_then_down_leaves_nothing(moto: MotoServer, standins: StandIns, cluster_name: str,
+                                                 vca_home: Path, tmp_path: Path) -> None:
+    """An ec2 spec file: `vca up` makes what its plan said, again changes nothing, `vca down` leaves no
+    instance, group, key pair or template of the cluster in the account, and no record here."""
+    c = cluster_name
+    spec = tmp_path / "vca.yml"
+    spec.write_text(f"provider: ec2\nnodes: 2\nec2:\n  image: {AMI}\n  instance_type: t3.micro\n  user: root\n"
+                    f"  ssh_via: tag\n  ssh_cidrs: [{os.environ['VCA_LAB_SUBNET']}]\n  ssh_timeout: 120\n")
+    plan = json.loads(vca("-c", c, "up", str(spec), "--plan", "--json").stdout)
+    assert not _cloud_leftovers(moto, c)  # the plan made nothing
+    done = json.loads(vca("-c", c, "up", str(spec), "--json", timeout=600).stdout)
+    assert done["changed"] and done["steps"] == plan["steps"], (plan, done)
+    assert sorted(int(_tags(i)["vca:index"]) for i in _live(moto, c)) == [0, 1]
+    standins.check()
+    again = json.loads(vca("-c", c, "up", str(spec), "--json").stdout)
+    assert again["changed"] is False and again["steps"] == [], again
+    vca("-c", c, "down", str(spec), "--yes", timeout=600)
+    assert _cloud_leftovers(moto, c) == []
+    assert not (vca_home / "clusters" / c).exists()

@@ -101,7 +101,9 @@ def test_expiry_checkpoints_a_running_job_then_powers_off(shared: Shared, tmp_pa
     sv(shared, "inject", str(pkg), "--node", "0", "--restart")
     res = json.loads(sv(shared, "guard", "--lifetime", "+4s", "--idle-stop", "0", "--json").stdout)
     assert res["settings"]["expires_at"] > time.time() - 5
-    wait_for("nodes 0 and 1 powered off", lambda: [rows(shared)[i]["state"] for i in (0, 1)] == ["stopped"] * 2, 40)
+    # bounded by the guard's own limits: its look interval, the 60 s it leaves a freshly booted node
+    # before acting on expiry, and the checkpoint's 120 s at most (this one takes a moment)
+    wait_for("nodes 0 and 1 powered off", lambda: [rows(shared)[i]["state"] for i in (0, 1)] == ["stopped"] * 2, 150)
     # the node's disk, read from the host: the checkpoint ran in the job's release, the log says why
     release = next((lab / "nodes" / f"{c}-0" / "upper" / "root" / "vca" / "releases").glob("*/checkpoint.txt"))
     lines = release.read_text().splitlines()

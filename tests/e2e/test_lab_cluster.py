@@ -35,7 +35,8 @@ def test_provision_grow_exec_connect_ansible_teardown(
 
     # Each node is its own host running systemd, with its own name, address and machine-id.
     out = vca("-c", c, "exec", "--all", "--",
-              "echo $(hostname) $(systemctl is-system-running --wait) $(cat /etc/machine-id)").stdout
+              "echo $(hostname) $(systemctl is-system-running --wait) $(cat /etc/machine-id) "
+              "$(systemctl --failed --no-legend --plain | cut -d' ' -f1 | tr '\\n' ' ')").stdout
     lines = sorted(line.split(": ", 1)[1] for line in out.splitlines())
     assert [line.split()[0] for line in lines] == [f"{c}-0", f"{c}-1", f"{c}-2"]
     assert all(line.split()[1] == "running" for line in lines), lines

@@ -149,11 +149,17 @@ def make_plan(cluster: Cluster, spec: ClusterSpecFile) -> Plan:
                 or last.get("env") != env_digest(plan.env)):
             plan.steps.append(Step("inject", f"inject {spec.package} (release {plan.release}) on every node"))
 
-    # 4. services
-    present = list(cluster.services()) if exists and isinstance(cluster, ServiceHost) else []
+    # 4. services: only a cluster whose setup has ha_cluster runs any (a first run adds it before them)
+    from ..setup import ha_membership
+
     if spec.services and not isinstance(cluster, ServiceHost):
         raise UsageError("the spec names services, and this vca has no services yet",
                          "remove the services section")
+    if spec.services and not ha_membership.named(plan.setup):
+        raise UsageError(f"{spec.path}: services run on the HA cluster, and the spec's setup has no ha_cluster",
+                         "add it: setup: {all: [ha_cluster]}")
+    has_ha = record is not None and ha_membership.named(record.setup)
+    present = list(cluster.services()) if has_ha and isinstance(cluster, ServiceHost) else []
     add, remove = service_changes(spec.services, present)
     plan.services_add, plan.services_remove = add, remove
     plan.steps += [Step("remove-service", f"remove service {n}") for n in remove]

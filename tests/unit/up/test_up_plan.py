@@ -124,9 +124,10 @@ def test_package_injected_only_when_it_or_its_env_changed(tmp_path: Path) -> Non
 
 
 def test_services_step_through_the_api(tmp_path: Path) -> None:
-    fake = _fake(tmp_path, count=1, running=[Svc("old", ["sleep", "9"]), Svc("web", ["a"]), Svc("db", ["d"])])
+    fake = _fake(tmp_path, count=1, running=[Svc("old", ["sleep", "9"]), Svc("web", ["a"]), Svc("db", ["d"])],
+                 setup={"all": ["ha_cluster"]})
     assert isinstance(fake, ServiceHost)
-    spec = parse_spec({"nodes": 1, "services": [{"name": "web", "command": "a"},
+    spec = parse_spec({"nodes": 1, "setup": {"all": ["ha_cluster"]}, "services": [{"name": "web", "command": "a"},
                                                 {"name": "db", "command": "d", "node": "0"},
                                                 {"name": "q", "command": ["q", "-x"], "failover": False}]})
     plan = make_plan(fake, spec)  # type: ignore[arg-type]
@@ -170,4 +171,19 @@ def test_spec_without_services_support_is_refused(tmp_path: Path) -> None:
 
     cluster = NoServices(_fake(tmp_path, count=1))
     with pytest.raises(UsageError, match="this vca has no services yet"):
-        make_plan(cluster, parse_spec({"nodes": 1, "services": [{"name": "w", "command": "x"}]}))  # type: ignore[arg-type]
+        make_plan(cluster, parse_spec({"nodes": 1, "setup": {"all": ["ha_cluster"]},  # type: ignore[arg-type]
+                                       "services": [{"name": "w", "command": "x"}]}))
+
+
+def test_services_need_ha_cluster_and_a_cluster_without_it_is_not_asked(tmp_path: Path) -> None:
+    class Unasked(FakeCluster):
+        def services(self) -> list[Svc]:
+            raise AssertionError("a cluster without ha_cluster has no services to list")
+
+    fake = Unasked(_fake(tmp_path, count=2).state, count=2)
+    assert _actions(make_plan(fake, parse_spec({"nodes": 2}))) == []  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="the spec's setup has no ha_cluster"):
+        make_plan(fake, parse_spec({"nodes": 2, "services": [{"name": "w", "command": "x"}]}))  # type: ignore[arg-type]
+    first = make_plan(fake, parse_spec({"nodes": 2, "setup": {"all": ["ha_cluster"]},  # type: ignore[arg-type]
+                                        "services": [{"name": "w", "command": "x"}]}))
+    assert _actions(first) == ["setup", "add-service"]
