@@ -49,6 +49,7 @@ class Plan:
     services_add: list[ServiceSpec] = field(default_factory=list)
     services_remove: list[str] = field(default_factory=list)
     hosts: list[Any] = field(default_factory=list)  # static: the spec's hosts
+    settings: dict[str, Any] = field(default_factory=dict)  # the provider's section (ec2: image, region, ...)
 
     def to_json(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "provider": self.provider, "changed": bool(self.steps),
@@ -80,7 +81,8 @@ def make_plan(cluster: Cluster, spec: ClusterSpecFile) -> Plan:
     if record and record.provider != provider:
         raise UsageError(f"cluster '{cluster.name}' uses provider '{record.provider}', the spec says '{provider}'",
                          "`vca down` first, or give the spec another cluster name")
-    plan = Plan(cluster.name, provider, [], setup=spec_setup(spec), env=dict(spec.package_env))
+    plan = Plan(cluster.name, provider, [], setup=spec_setup(spec), env=dict(spec.package_env),
+                settings=dict(spec.settings))
     check_roles(plan.setup)  # a role that would fail on every node for want of a setting, refused first
     nodes = cluster.nodes() if exists else []
 

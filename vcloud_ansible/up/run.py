@@ -64,8 +64,8 @@ def _run(cluster: Cluster, plan: Plan, step: Step, say: Say, console: Console | 
         if plan.provider == "static":
             cluster.add_hosts(plan.hosts, setup=plan.setup or None, say=say, console=console)
         else:
-            cluster.provision(None, plan.provider, say, total=plan.total, setup=plan.setup or None,
-                              console=console)
+            cluster.provision(None, plan.provider, say, total=plan.total, settings=plan.settings or None,
+                              setup=plan.setup or None, console=console)
     elif step.action == "remove":
         if plan.provider == "static":
             _release_hosts(cluster, step.detail["indexes"], say)
