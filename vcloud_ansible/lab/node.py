@@ -223,7 +223,23 @@ def cleanup(node: LabNode) -> None:
 def _node_pids(node: LabNode) -> list[int]:
     d = Path(node.dir)
     own = [p for p in (read_pid(d / "supervisor.pid"), read_pid(d / "nspawn.pid")) if p and alive(p)]
-    return own + netns.pids(node.netns)
+    return own + [p for p in _nspawns_of(d) if p not in own] + netns.pids(node.netns)
+
+
+def _nspawns_of(d: Path) -> list[int]:
+    """systemd-nspawn processes booting this node's root, also one whose PID file was never written (its
+    supervisor stopped while starting it): a stop must find it before it joins the namespace."""
+    want = f"--directory={d / 'root'}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if want in args and args[0].endswith(b"systemd-nspawn"):
+                found.append(int(proc.name))
+    return found
 
 
 def _detach_loops(d: Path) -> None:

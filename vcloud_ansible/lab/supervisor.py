@@ -45,6 +45,8 @@ def main(argv: list[str]) -> int:
             extra = [f"--bind={d}" for d in binds.read_text().split()] if binds.exists() else []
             child = subprocess.Popen(cmd + extra, stdin=subprocess.DEVNULL, stdout=console, stderr=console)
             (node_dir / "nspawn.pid").write_text(str(child.pid))
+            if stopping:  # the stop came while nspawn was being started (child was not set yet): end it now
+                child.terminate()
             (node_dir / "booted-at").write_text(f"{time.time():.3f}")
             rc = child.wait()
             console.write(f"vca-supervisor: nspawn exited {rc}\n".encode())
