@@ -43,6 +43,10 @@ CUSTOMIZE = (
     # is configured from the host (netns + veth), not by ifupdown. A failed unit reads as "degraded".
     'for u in systemd-remount-fs.service ifupdown-pre.service networking.service; do '
     'ln -sf /dev/null "$1/etc/systemd/system/$u"; done',
+    # The boot record in utmp/wtmp: failed at boot on a loaded host (two test processes), leaving the
+    # node "degraded"; a lab node's `last reboot` is not worth that.
+    'for u in systemd-update-utmp.service systemd-update-utmp-runlevel.service; do '
+    'ln -sf /dev/null "$1/etc/systemd/system/$u"; done',
     'ln -sf /dev/null "$1"/etc/systemd/system/console-getty.service',
 )
 
