@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 VCA_ARGV = [sys.executable, "-m", "vcloud_ansible.cli.main"]  # the real CLI, from this interpreter
@@ -63,3 +65,13 @@ def host_leftovers(cluster: str) -> list[str]:
 
 def veth_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 0.2) -> float:
+    """Seconds until ``check()`` held (checked every ``interval``); fails naming ``what`` after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")

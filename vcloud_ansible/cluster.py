@@ -700,7 +700,7 @@ class Cluster:
                 tagged = ec2_apply(str(record.settings.get("region")), nodes, settings, change.lifetime is not None)
             record.guard = settings.to_record()
             if record.provider == "ec2" and change.idle_action is not None:  # instances launched later too
-                record.settings["shutdown_behavior"] = "terminate" if settings.idle_action == "terminate" else "stop"
+                record.settings["shutdown_behavior"] = settings.shutdown_behavior
             self.state.save(record)
             said, failed = push(self.state, settings, nodes)
         say(f"guard: {describe(settings)}; set on {len(said)} node{'s' if len(said) != 1 else ''}"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import host_leftovers, vca
+from helpers import host_leftovers, vca, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -50,16 +50,6 @@ def package(root: Path, name: str, launch: str, checkpoint: str = "") -> Path:
     return pkg
 
 
-def wait_for(what: str, cond: object, timeout: float) -> float:
-    """Seconds until ``cond()`` held; fails naming ``what`` after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if cond():  # type: ignore[operator]
-            return time.monotonic() - started
-        time.sleep(1)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 def test_busy_nodes_stay_up_and_an_idle_one_powers_off(shared: Shared, tmp_path: Path) -> None:
     c, env, _ = shared
     job = package(tmp_path, "job", "exec sleep 600\n")
@@ -71,7 +61,8 @@ def test_busy_nodes_stay_up_and_an_idle_one_powers_off(shared: Shared, tmp_path:
     term = subprocess.Popen(["ssh", "-F", str(ssh_config), "-tt", f"{c}-2", "sleep 120"],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for("node 1's launch script ended", lambda: str(rows(shared)[1].get("job")).startswith("exited"), 20)
+        wait_until("node 1's launch script ended", lambda: str(rows(shared)[1].get("job")).startswith("exited"), 20,
+                   interval=1)
         res = json.loads(sv(shared, "guard", "--idle-stop", "6s", "--interval", "1", "--json").stdout)
         assert res["settings"]["idle_stop"] == 6 and sorted(res["nodes"]) == [f"{c}-{i}" for i in range(3)]
         conf = sv(shared, "connect", "2", "--", "cat /etc/vca/guard.conf").stdout
@@ -85,7 +76,7 @@ def test_busy_nodes_stay_up_and_an_idle_one_powers_off(shared: Shared, tmp_path:
         term.kill()
         term.wait()
     # node 2 is idle now; `vca status` every second (short probes) does not keep it up
-    took = wait_for("node 2 powered off", lambda: rows(shared)[2]["state"] == "stopped", 30)
+    took = wait_until("node 2 powered off", lambda: rows(shared)[2]["state"] == "stopped", 30, interval=1)
     assert took < 20
     now = rows(shared)
     assert now[0]["state"] == "up" and now[1]["state"] == "up", now
@@ -103,7 +94,8 @@ def test_expiry_checkpoints_a_running_job_then_powers_off(shared: Shared, tmp_pa
     assert res["settings"]["expires_at"] > time.time() - 5
     # bounded by the guard's own limits: its look interval, the 60 s it leaves a freshly booted node
     # before acting on expiry, and the checkpoint's 120 s at most (this one takes a moment)
-    wait_for("nodes 0 and 1 powered off", lambda: [rows(shared)[i]["state"] for i in (0, 1)] == ["stopped"] * 2, 150)
+    wait_until("nodes 0 and 1 powered off", lambda: [rows(shared)[i]["state"] for i in (0, 1)] == ["stopped"] * 2, 150,
+               interval=1)
     # the node's disk, read from the host: the checkpoint ran in the job's release, the log says why
     release = next((lab / "nodes" / f"{c}-0" / "upper" / "root" / "vca" / "releases").glob("*/checkpoint.txt"))
     lines = release.read_text().splitlines()
@@ -192,7 +184,7 @@ def test_spot_notice_checkpoints_uploads_and_shows_interrupted(shared: Shared, t
             return seen[-1].get("guard", {}).get("state") == "interrupted"  # type: ignore[attr-defined]
 
         try:
-            wait_for("node 0 interrupted", interrupted, 60)
+            wait_until("node 0 interrupted", interrupted, 60, interval=1)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last seen: {seen[-1:]}") from None
         g = seen[-1]["guard"]

@@ -24,7 +24,7 @@ import pytest
 from bad_inputs import Case
 from bad_inputs.ha import CASES as HA_CASES
 from conftest import module_lab_cluster
-from helpers import vca
+from helpers import vca, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -72,15 +72,6 @@ def answers(ip: str, port: int) -> bool:
             return bool(r.status == 200)
     except OSError:
         return False
-
-
-def wait_until(what: str, check: object, timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():  # type: ignore[operator]
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ def ec2_apply(region: str, nodes: Sequence[Node], settings: GuardSettings, lifet
                      else time.strftime(EXPIRY_FORMAT, time.gmtime(settings.expires_at)))
             for start in range(0, len(ids), 1000):
                 ec2.create_tags(Resources=ids[start:start + 1000], Tags=[{"Key": ec2_api.TAG_EXPIRES, "Value": value}])
-        behaviour = "terminate" if settings.idle_action == "terminate" else "stop"
+        behaviour = settings.shutdown_behavior
         for iid in on_demand:  # one instance per call (the API takes one)
             ec2.modify_instance_attribute(InstanceId=iid, InstanceInitiatedShutdownBehavior={"Value": behaviour})
     return len(ids)

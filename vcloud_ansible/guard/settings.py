@@ -87,6 +87,11 @@ class GuardSettings:
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def shutdown_behavior(self) -> str:
+        """What an EC2 instance's own poweroff does to it, to match the idle action: stop or terminate."""
+        return "terminate" if self.idle_action == "terminate" else "stop"
+
 
 def upload_urls(bucket: str, cluster: str, nodes: Sequence[Node], lifetime: int = 7 * 86400) -> str:
     """Per node (by private IP) a presigned PUT URL for s3://bucket/<cluster>/checkpoints/<node>.tar.gz,
